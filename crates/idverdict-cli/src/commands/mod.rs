@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod emulate;
+pub mod endpoints;
+pub mod migrate;
+pub mod serve;
+pub mod trigger;

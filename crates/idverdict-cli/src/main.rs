@@ -1,0 +1,59 @@
+//! `idverdict`: the command line. A thin shell: parse flags, set up logging, call the library.
+
+mod commands;
+mod logging;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "idverdict",
+    version,
+    about = "Turn Stripe Identity verification outcomes into reliable reactions in your app."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Receive Stripe webhooks, record and decide (the service).
+    Serve(commands::serve::ServeArgs),
+    /// Apply the database schema migrations and exit.
+    Migrate(commands::migrate::MigrateArgs),
+    /// Send a realistic, signed identity.verification_session.* event to a receiver.
+    Trigger(commands::trigger::TriggerArgs),
+    /// Run the local Stripe emulator (verification sessions, events, webhook endpoints).
+    Emulate(commands::emulate::EmulateArgs),
+    /// Manage Stripe webhook endpoints (real Stripe or the emulator).
+    Endpoints(commands::endpoints::EndpointsArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => commands::serve::run(args).await,
+        Command::Migrate(args) => commands::migrate::run(args).await,
+        Command::Trigger(args) => {
+            logging::init(idverdict::config::LogFormat::Human);
+            commands::trigger::run(args).await
+        }
+        Command::Emulate(args) => {
+            logging::init(idverdict::config::LogFormat::Human);
+            commands::emulate::run(args).await
+        }
+        Command::Endpoints(args) => {
+            logging::init(idverdict::config::LogFormat::Human);
+            commands::endpoints::run(args).await
+        }
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Start-up and shutdown: connect and migrate storage, start the group committer and the
+//! processor, bind the listener, serve until told to stop, then drain in order.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use stripe_webhook::Verifier;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::Config;
+use crate::decide::Policy;
+use crate::ingest::{webhook, Committer};
+use crate::metrics::Metrics;
+use crate::processor::Processor;
+use crate::store::{Store, StoreError};
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub committer: Committer,
+    pub verifier: Arc<Verifier>,
+    pub api_token: Option<Arc<str>>,
+    pub policy: Policy,
+    pub metrics: Metrics,
+    pub body_limit: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open storage ({url}): {source}")]
+    Storage { url: String, source: StoreError },
+    #[error("invalid webhook secret configuration: {0}")]
+    Secret(#[from] stripe_webhook::InvalidSecret),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built, bound, not yet serving application.
+pub struct App {
+    listener: TcpListener,
+    router: Router,
+    store: Store,
+    committer_task: tokio::task::JoinHandle<()>,
+    processor: Processor,
+}
+
+impl App {
+    /// Connect to storage, apply migrations and bind the listen address (port 0 = any free port).
+    pub async fn build(config: &Config) -> Result<App, StartError> {
+        let storage_error = |source| StartError::Storage {
+            url: crate::store::redact_url(&config.database_url),
+            source,
+        };
+        let store = Store::connect(&config.database_url)
+            .await
+            .map_err(storage_error)?;
+        store.migrate().await.map_err(storage_error)?;
+
+        let verifier = Verifier::new(config.webhook_secrets.clone())?
+            .with_tolerance(config.tolerance_secs)
+            .with_future_skew(config.future_skew_secs);
+        let wake = Arc::new(Notify::new());
+        let (committer, committer_task) = Committer::spawn(store.clone(), wake.clone());
+        let policy = Policy {
+            max_attempts: config.max_attempts,
+        };
+        let state = AppState {
+            store: store.clone(),
+            committer,
+            verifier: Arc::new(verifier),
+            api_token: config.api_token.as_deref().map(Arc::from),
+            policy,
+            metrics: Metrics::install(),
+            body_limit: config.body_limit_bytes,
+        };
+        let router = router(state, config);
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        Ok(App {
+            listener,
+            router,
+            store: store.clone(),
+            committer_task,
+            processor: Processor::new(store, policy, wake),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until `shutdown` resolves. Then: stop accepting, let in-flight requests finish,
+    /// commit every event already accepted, let the processor finish its batch, close storage.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let (stop_processor, processor_stopped) = watch::channel(false);
+        let processor = tokio::spawn(self.processor.run(processor_stopped));
+        let served = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        // The router (and with it every Committer handle) is gone: the committer drains its
+        // queue and ends.
+        let _ = self.committer_task.await;
+        let _ = stop_processor.send(true);
+        let _ = processor.await;
+        self.store.close().await;
+        served.map_err(StartError::Serve)
+    }
+}
+
+fn router(state: AppState, config: &Config) -> Router {
+    let webhook = Router::new()
+        .route(&config.webhook_path, post(webhook::receive))
+        .layer(DefaultBodyLimit::max(config.body_limit_bytes));
+    Router::new()
+        .merge(webhook)
+        .merge(crate::api::app_routes(state.clone()))
+        .merge(crate::api::ops_routes())
+        .fallback(|| async { webhook::error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(config.request_timeout_secs),
+        ))
+        .layer(CatchPanicLayer::new())
+        .with_state(state)
+}

@@ -1,0 +1,92 @@
+//! Group commit: many concurrent deliveries share one transaction and one fsync. Each request
+//! waits until the batch holding its event is committed, so an acknowledgement still means
+//! "on disk" — the batching only changes how many acknowledgements one fsync pays for.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Notify};
+
+use crate::store::{now_ms, InsertOutcome, NewEvent, Store};
+
+/// Largest batch committed at once. Bigger batches amortise more but hold the writer longer.
+const MAX_BATCH: usize = 512;
+/// Requests waiting for a batch slot; beyond this, callers wait (back-pressure), never drop.
+const QUEUE_DEPTH: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("storage is unavailable: {0}")]
+    Storage(String),
+    #[error("the service is shutting down")]
+    ShuttingDown,
+}
+
+type Reply = oneshot::Sender<Result<InsertOutcome, CommitError>>;
+
+/// Handle used by request handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct Committer {
+    tx: mpsc::Sender<(NewEvent, Reply)>,
+}
+
+impl Committer {
+    /// Start the committer task. `committed` is notified after every batch that stored new
+    /// events, so the processor can start at once instead of waiting for its next poll.
+    pub fn spawn(store: Store, committed: Arc<Notify>) -> (Committer, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        let task = tokio::spawn(run(store, rx, committed));
+        (Committer { tx }, task)
+    }
+
+    /// Store one event durably (or learn it was already stored).
+    pub async fn submit(&self, event: NewEvent) -> Result<InsertOutcome, CommitError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((event, reply))
+            .await
+            .map_err(|_| CommitError::ShuttingDown)?;
+        answer.await.map_err(|_| CommitError::ShuttingDown)?
+    }
+}
+
+async fn run(store: Store, mut rx: mpsc::Receiver<(NewEvent, Reply)>, committed: Arc<Notify>) {
+    let mut events = Vec::with_capacity(MAX_BATCH);
+    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
+    // Ends when every Committer handle is dropped and the queue is drained: shutdown finishes
+    // the batches already accepted.
+    while let Some((event, reply)) = rx.recv().await {
+        events.push(event);
+        replies.push(reply);
+        while events.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok((event, reply)) => {
+                    events.push(event);
+                    replies.push(reply);
+                }
+                Err(_) => break,
+            }
+        }
+        // Two copies of one evt_ in the same batch: the second sees the first's row.
+        let result = store.insert_events(&events, now_ms()).await;
+        match result {
+            Ok(outcomes) => {
+                let any_new = outcomes.contains(&InsertOutcome::Inserted);
+                tracing::trace!(size = events.len(), "committed webhook batch");
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
+                }
+                if any_new {
+                    committed.notify_one();
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, batch = events.len(), "could not store a batch of webhook events; answering 503 so Stripe retries");
+                let message = error.to_string();
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(CommitError::Storage(message.clone())));
+                }
+            }
+        }
+        events.clear();
+    }
+}

@@ -1,0 +1,7 @@
+//! Ingest: the `POST /webhook` endpoint. Verify the signature on the raw bytes, parse, and make
+//! the event durable before Stripe gets its 2xx. Processing happens later, from storage.
+
+pub mod committer;
+pub mod webhook;
+
+pub use committer::{CommitError, Committer};

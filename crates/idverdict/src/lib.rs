@@ -1,0 +1,23 @@
+//! idverdict: turn Stripe Identity verification outcomes into reliable reactions.
+//!
+//! The service is a pipeline; each stage is a module:
+//! - [`ingest`]: `POST /webhook` — verify, parse, and durably record (group commit) before the 2xx.
+//! - [`store`]: SQLite or PostgreSQL behind one type.
+//! - [`processor`] + [`decide`]: apply each stored event exactly once to its session record,
+//!   order-independently, and derive the outcome and next step.
+//! - [`api`]: the app's read API, health and metrics.
+//!
+//! [`app`] wires the stages together; [`config`] loads and validates settings.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod decide;
+pub mod ingest;
+pub mod metrics;
+pub mod processor;
+pub mod store;
+pub mod synth;
+
+pub use app::{App, AppState, StartError};
+pub use config::Config;

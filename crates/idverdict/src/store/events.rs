@@ -1,0 +1,171 @@
+//! The `events` table: the durable inbox. Rows are written before Stripe gets its 2xx and are
+//! claimed by the processor afterwards.
+
+use sqlx::Row;
+
+use super::{Backend, Store, StoreError};
+
+/// An event about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: String,
+    pub event_type: String,
+    pub object_id: Option<String>,
+    pub created: i64,
+    pub livemode: bool,
+    pub api_version: Option<String>,
+    pub payload: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Inserted,
+    Duplicate,
+}
+
+/// An unprocessed event handed to one processor under a lease.
+#[derive(Debug, Clone)]
+pub struct ClaimedEvent {
+    pub seq: i64,
+    pub id: String,
+    pub payload: Option<Vec<u8>>,
+}
+
+/// An event as the read API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoredEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub object_id: Option<String>,
+    pub created: i64,
+    pub received_at_ms: i64,
+    pub processed_at_ms: Option<i64>,
+    pub outcome: Option<String>,
+}
+
+impl Store {
+    /// Record a batch of events in ONE transaction (group commit): one fsync for many
+    /// deliveries. The result says, per event, whether it was new or an `evt_…` seen before.
+    /// Either the whole batch is durable or the call fails.
+    pub async fn insert_events(
+        &self,
+        batch: &[NewEvent],
+        received_at_ms: i64,
+    ) -> Result<Vec<InsertOutcome>, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for event in batch {
+            let done = sqlx::query(
+                "INSERT INTO events (id, type, object_id, created, livemode, api_version, payload, received_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&event.id)
+            .bind(&event.event_type)
+            .bind(&event.object_id)
+            .bind(event.created)
+            .bind(i64::from(event.livemode))
+            .bind(&event.api_version)
+            .bind(&event.payload)
+            .bind(received_at_ms)
+            .execute(&mut *tx)
+            .await?;
+            outcomes.push(if done.rows_affected() == 1 {
+                InsertOutcome::Inserted
+            } else {
+                InsertOutcome::Duplicate
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// Claim up to `limit` unprocessed events whose lease is free, oldest first, leasing them
+    /// until `lease_until_ms`. An expired lease (a crashed instance) is claimable again; the
+    /// processor's conditional `processed_at` update keeps a second claim from applying twice.
+    pub async fn claim_events(
+        &self,
+        limit: i64,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<ClaimedEvent>, StoreError> {
+        // PostgreSQL: SKIP LOCKED lets several instances claim disjoint batches without waiting
+        // on each other. SQLite has one writer, so the plain subquery is already exclusive.
+        let skip_locked = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE events SET lease_until = $1 WHERE seq IN (\
+               SELECT seq FROM events WHERE processed_at IS NULL AND (lease_until IS NULL OR lease_until < $2) \
+               ORDER BY seq LIMIT $3{skip_locked}) \
+             RETURNING seq, id, payload"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(lease_until_ms)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(&self.write)
+            .await?;
+        let mut claimed = rows
+            .into_iter()
+            .map(|row| {
+                Ok(ClaimedEvent {
+                    seq: row.try_get("seq")?,
+                    id: row.try_get("id")?,
+                    payload: row.try_get("payload")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        // RETURNING does not promise an order.
+        claimed.sort_by_key(|e| e.seq);
+        Ok(claimed)
+    }
+
+    /// Look up one stored event.
+    pub async fn get_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, type, object_id, created, received_at, processed_at, outcome FROM events WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| stored_event(&r))
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    /// Counts used by tests, health and metrics: (all events, unprocessed events).
+    pub async fn event_counts(&self) -> Result<(i64, i64), StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN processed_at IS NULL THEN 1 ELSE 0 END), 0) AS pending FROM events",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok((row.try_get("total")?, row.try_get("pending")?))
+    }
+
+    /// The raw payload of an event (None once redacted or unknown).
+    pub async fn event_payload(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT payload FROM events WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("payload")?,
+            None => None,
+        })
+    }
+}
+
+fn stored_event(r: &sqlx::any::AnyRow) -> Result<StoredEvent, sqlx::Error> {
+    Ok(StoredEvent {
+        id: r.try_get("id")?,
+        event_type: r.try_get("type")?,
+        object_id: r.try_get("object_id")?,
+        created: r.try_get("created")?,
+        received_at_ms: r.try_get("received_at")?,
+        processed_at_ms: r.try_get("processed_at")?,
+        outcome: r.try_get("outcome")?,
+    })
+}

@@ -1,0 +1,206 @@
+//! Durable storage behind one type, two backends: SQLite (the embedded default: one file, one
+//! writer) and PostgreSQL (several instances share it). Both speak the same SQL through sqlx's
+//! `Any` driver; the few places where they differ (row locks, SKIP LOCKED) are marked.
+//!
+//! Times are stored as integers (unix seconds for Stripe's own `created`, unix milliseconds for
+//! ours) so that both backends compare them the same way.
+
+mod events;
+mod sessions;
+
+pub use events::{ClaimedEvent, InsertOutcome, NewEvent, StoredEvent};
+pub use sessions::{AttemptRow, HistoryRow};
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL (expected sqlite://… or postgres://…)")]
+    UnsupportedUrl,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("schema migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the database directory: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Hide the password of a database URL before it is shown anywhere.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The storage handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    /// SQLite allows one writer at a time; giving all writes one connection turns lock
+    /// contention ("database is locked") into an orderly queue. On PostgreSQL this is the
+    /// same pool as `read`.
+    write: AnyPool,
+    read: AnyPool,
+}
+
+impl Store {
+    /// Connect (creating the SQLite file and its directory if needed). Does not migrate.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url_with_create(url)?;
+                let options = AnyConnectOptions::from_str(&url)?;
+                let write = sqlite_pool(1).connect_with(options.clone()).await?;
+                let read = sqlite_pool(4).connect_with(options).await?;
+                Ok(Store {
+                    backend,
+                    write,
+                    read,
+                })
+            }
+            Backend::Postgres => {
+                let options = AnyConnectOptions::from_str(url)?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?;
+                Ok(Store {
+                    backend,
+                    write: pool.clone(),
+                    read: pool,
+                })
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Apply the embedded schema migrations (idempotent; PostgreSQL serialises concurrent
+    /// runs with an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&self.write)
+                    .await?
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.write)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    /// Readiness: can we reach the database right now?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// A write transaction. On SQLite the single writer connection makes it exclusive.
+    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(self.write.begin().await?)
+    }
+
+    /// `FOR UPDATE` where the backend has row locks; SQLite's writer is already exclusive.
+    fn lock_clause(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+}
+
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                // WAL lets readers work beside the writer; synchronous=FULL makes every commit
+                // durable before we acknowledge (the group committer amortises the fsync).
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+}
+
+/// Make sure the SQLite file can be created: add `mode=rwc` and create its directory.
+fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or_default();
+    if !path.is_empty() && path != ":memory:" {
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+    }
+    Ok(if url.contains("mode=") {
+        url.to_string()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+/// Current time in unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
