@@ -1,0 +1,226 @@
+//! Test harness: a real idverdict server on 127.0.0.1:0 over a fresh SQLite file or a fresh
+//! PostgreSQL database, spoken to over HTTP.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use idverdict::config::{Config, Sources};
+use idverdict::store::Store;
+use idverdict::synth::{self, Kind, Spec};
+use sqlx::{AnyConnection, Connection, Executor};
+use tokio::sync::oneshot;
+
+pub const SECRET: &str = "whsec_test_secret_for_idverdict";
+pub const TOKEN: &str = "test-api-token-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Run an async test body once per backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+/// A fresh database for one test. The temp dir (SQLite) lives as long as this value.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn pg_admin_url() -> String {
+    std::env::var("IDVERDICT_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        sqlx::any::install_default_drivers();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match backend {
+            Backend::Sqlite => format!("sqlite://{}", dir.path().join("idverdict.db").display()),
+            Backend::Postgres => {
+                let name = format!(
+                    "idv_test_{}",
+                    idverdict::config::random_token(12).to_lowercase()
+                );
+                let mut admin = AnyConnection::connect(&pg_admin_url()).await.expect(
+                    "PostgreSQL must be running on 127.0.0.1:5432 (scripts/test starts it)",
+                );
+                admin
+                    .execute(format!("CREATE DATABASE {name}").as_str())
+                    .await
+                    .expect("create database");
+                let _ = admin.close().await;
+                let admin = pg_admin_url();
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                format!("{base}/{name}")
+            }
+        };
+        TestDb { url, backend, dir }
+    }
+
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&self.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    /// A raw connection for assertions and fault injection.
+    pub async fn raw(&self) -> AnyConnection {
+        let url = match self.backend {
+            Backend::Sqlite => format!("{}?mode=rw", self.url),
+            Backend::Postgres => self.url.clone(),
+        };
+        AnyConnection::connect(&url).await.expect("raw connection")
+    }
+}
+
+pub fn config(db: &TestDb, secrets: &[&str]) -> Config {
+    let secrets = secrets.join(",");
+    let data_dir = db.dir.path().display().to_string();
+    let url = db.url.clone();
+    let env = move |k: &str| -> Option<String> {
+        match k {
+            "IDVERDICT_LISTEN" => Some("127.0.0.1:0".into()),
+            "STRIPE_WEBHOOK_SECRET" => Some(secrets.clone()),
+            "IDVERDICT_API_TOKEN" => Some(TOKEN.into()),
+            "DATABASE_URL" => Some(url.clone()),
+            "IDVERDICT_DATA_DIR" => Some(data_dir.clone()),
+            "IDVERDICT_BODY_LIMIT_BYTES" => Some("65536".into()),
+            _ => None,
+        }
+    };
+    Config::load(&Sources {
+        file: None,
+        env: &env,
+    })
+    .expect("test config")
+}
+
+/// A running server.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    pub async fn start(config: &Config) -> TestApp {
+        let app = idverdict::App::build(config).await.expect("build app");
+        let addr = app.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+        });
+        TestApp {
+            addr,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POST a body with the given Stripe-Signature header (None = no header).
+    pub async fn deliver(&self, body: &[u8], header: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .post(self.url("/webhook"))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(h) = header {
+            req = req.header("Stripe-Signature", h);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        let json = res.json().await.unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    /// Sign with `SECRET` at the current time and deliver.
+    pub async fn deliver_signed(&self, body: &[u8]) -> (u16, serde_json::Value) {
+        let header = stripe_webhook::sign(body, SECRET, now());
+        self.deliver(body, Some(&header)).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Graceful stop (what SIGTERM does).
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task");
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Wait (bounded) until every stored event has been processed. Not a timing assertion: the
+/// bound only keeps a broken build from hanging the suite.
+pub async fn drain(store: &Store) {
+    for _ in 0..1200 {
+        let (_, pending) = store.event_counts().await.expect("counts");
+        if pending == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("events were not processed");
+}
+
+/// One identity event's bytes.
+pub fn event(kind: Kind, session: &str, user: &str, created: i64) -> Vec<u8> {
+    let mut spec = Spec::new(kind, session, created);
+    spec.user_ref = Some(user.to_string());
+    spec.session_created = created - 100;
+    synth::event_bytes(&spec)
+}
+
+pub async fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
+    use sqlx::Row;
+    let row = sqlx::query(sql).fetch_one(&mut *conn).await.expect(sql);
+    row.try_get::<i64, _>(0).expect("count")
+}
