@@ -514,3 +514,69 @@ async fn events_acknowledged_before_a_restart_are_processed_after_it(backend: Ba
     app.stop().await;
 }
 both_backends!(events_acknowledged_before_a_restart_are_processed_after_it);
+
+/// Two instances behind a load balancer, one PostgreSQL database: every event applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_never_apply_an_event_twice() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let cfg = config(&db, &[SECRET]);
+    let a = TestApp::start(&cfg).await;
+    let b = TestApp::start(&cfg).await;
+    let flows = flows(200, now() - 1000);
+    let mut deliveries: Vec<Vec<u8>> = flows.iter().flat_map(|f| f.events.clone()).collect();
+    let distinct = deliveries.len();
+    // Stripe may redeliver to either instance.
+    deliveries.extend(deliveries.clone());
+    deliveries.shuffle(&mut rand::thread_rng());
+    let sends = deliveries.iter().enumerate().map(|(i, body)| {
+        if i % 2 == 0 {
+            a.deliver_signed(body)
+        } else {
+            b.deliver_signed(body)
+        }
+    });
+    let results = futures::future::join_all(sends).await;
+    assert!(
+        results.iter().all(|(s, _)| *s == 200),
+        "{:?}",
+        results
+            .iter()
+            .filter(|(s, _)| *s != 200)
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+
+    let store = db.store().await;
+    drain(&store).await;
+    let mut raw = db.raw().await;
+    assert_eq!(
+        count(&mut raw, "SELECT COUNT(*) FROM events").await,
+        distinct as i64
+    );
+    assert_eq!(
+        count(&mut raw, "SELECT COUNT(*) FROM session_events").await,
+        distinct as i64
+    );
+    assert_eq!(
+        count(
+            &mut raw,
+            "SELECT COUNT(*) FROM events WHERE outcome = 'applied'"
+        )
+        .await,
+        distinct as i64
+    );
+    for flow in &flows {
+        let (_, s) = a
+            .get(&format!("/v1/verification_sessions/{}", flow.session))
+            .await;
+        assert_eq!(s["outcome"], flow.outcome, "{}", flow.session);
+        assert_eq!(
+            s["failed_attempts"].as_u64(),
+            Some(flow.failed_attempts),
+            "{}",
+            flow.session
+        );
+    }
+    a.stop().await;
+    b.stop().await;
+}

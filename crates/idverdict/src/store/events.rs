@@ -53,9 +53,14 @@ impl Store {
         batch: &[NewEvent],
         received_at_ms: i64,
     ) -> Result<Vec<InsertOutcome>, StoreError> {
+        // Insert in id order: two instances committing overlapping batches then take the
+        // unique-index locks in the same order and cannot deadlock each other.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| batch[a].id.cmp(&batch[b].id));
         let mut tx = self.begin().await?;
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for event in batch {
+        let mut outcomes = vec![InsertOutcome::Duplicate; batch.len()];
+        for index in order {
+            let event = &batch[index];
             let done = sqlx::query(
                 "INSERT INTO events (id, type, object_id, created, livemode, api_version, payload, received_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
@@ -70,11 +75,9 @@ impl Store {
             .bind(received_at_ms)
             .execute(&mut *tx)
             .await?;
-            outcomes.push(if done.rows_affected() == 1 {
-                InsertOutcome::Inserted
-            } else {
-                InsertOutcome::Duplicate
-            });
+            if done.rows_affected() == 1 {
+                outcomes[index] = InsertOutcome::Inserted;
+            }
         }
         tx.commit().await?;
         Ok(outcomes)
