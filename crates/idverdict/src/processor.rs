@@ -1,8 +1,8 @@
 //! The processor: claims stored events and applies each one exactly once to its session, in a
 //! transaction that also marks the event processed. It runs after the acknowledgement, so
 //! Stripe never waits for it, and it starts from storage, so a crash between ack and
-//! processing loses nothing: the next start (or another instance, once the lease expires)
-//! picks the event up.
+//! processing loses nothing: the batch's transaction rolls back and the next start (or
+//! another instance) picks the events up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +15,6 @@ use crate::store::{now_ms, ClaimedEvent, Store, StoreError};
 
 /// Events claimed and applied per transaction.
 const BATCH: i64 = 256;
-/// How long a claim is ours. A crashed instance's claims become free after this.
-const LEASE: Duration = Duration::from_secs(60);
 /// Poll interval when idle: other instances (PostgreSQL) may have stored events we were not
 /// told about.
 const IDLE_POLL: Duration = Duration::from_millis(500);
@@ -68,19 +66,23 @@ impl Processor {
     /// Claim and apply one batch. Returns how many events were claimed. Tests call this to
     /// drain the queue deterministically.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
-        let now = now_ms();
-        let claimed = self
-            .store
-            .claim_events(BATCH, now, now + LEASE.as_millis() as i64)
-            .await?;
+        let mut tx = self.store.begin().await?;
+        let claimed = self.store.claim_events(&mut tx, BATCH).await?;
         if claimed.is_empty() {
             return Ok(0);
         }
-        self.apply_batch(&claimed).await?;
+        self.apply_batch(&mut tx, &claimed).await?;
+        tx.commit().await?;
         Ok(claimed.len())
     }
 
-    async fn apply_batch(&self, claimed: &[ClaimedEvent]) -> Result<(), StoreError> {
+    /// Apply a claimed batch inside the claiming transaction: the batch commits as a whole
+    /// (events marked processed together with their effects) or not at all.
+    async fn apply_batch(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        claimed: &[ClaimedEvent],
+    ) -> Result<(), StoreError> {
         let parsed: Vec<(&ClaimedEvent, Option<Event>)> = claimed
             .iter()
             .map(|c| {
@@ -97,21 +99,20 @@ impl Processor {
             .filter_map(|e| e.data.object.get("id").and_then(|v| v.as_str()))
             .collect();
 
-        let mut tx = self.store.begin().await?;
-        self.store.lock_sessions(&mut tx, &session_ids).await?;
+        self.store.lock_sessions(tx, &session_ids).await?;
         let now = now_ms();
         for (claim, event) in &parsed {
             let Some(event) = event else {
                 // Stored payloads were verified and parsed before the ack; a missing one was
                 // redacted meanwhile. Nothing left to apply.
                 self.store
-                    .mark_processed(&mut tx, &claim.id, "skipped:no_payload", now)
+                    .mark_processed(tx, &claim.id, "skipped:no_payload", now)
                     .await?;
                 continue;
             };
             if !event.type_.is_verification_session() {
                 self.store
-                    .mark_processed(&mut tx, &claim.id, "ignored:not_identity", now)
+                    .mark_processed(tx, &claim.id, "ignored:not_identity", now)
                     .await?;
                 continue;
             }
@@ -119,7 +120,7 @@ impl Processor {
                 Some(Ok(session)) => session,
                 _ => {
                     self.store
-                        .mark_processed(&mut tx, &claim.id, "ignored:bad_session_object", now)
+                        .mark_processed(tx, &claim.id, "ignored:bad_session_object", now)
                         .await?;
                     continue;
                 }
@@ -127,26 +128,26 @@ impl Processor {
             // Exactly once: whoever flips processed_at applies the event.
             if !self
                 .store
-                .mark_processed(&mut tx, &claim.id, "applied", now)
+                .mark_processed(tx, &claim.id, "applied", now)
                 .await?
             {
                 continue;
             }
-            let current = self.store.session_for_update(&mut tx, &session.id).await?;
+            let current = self.store.session_for_update(tx, &session.id).await?;
             let attempts = match decide::attempt_key(event, &session) {
                 Some((key, code)) => {
                     self.store
-                        .record_attempt(&mut tx, &session.id, &key, &code, event.created)
+                        .record_attempt(tx, &session.id, &key, &code, event.created)
                         .await?
                 }
-                None => self.store.attempt_count(&mut tx, &session.id).await?,
+                None => self.store.attempt_count(tx, &session.id).await?,
             };
             let (record, effect) =
                 decide::apply(current.as_ref(), event, &session, attempts, &self.policy);
-            self.store.save_session(&mut tx, &record, now).await?;
+            self.store.save_session(tx, &record, now).await?;
             self.store
                 .add_history(
-                    &mut tx,
+                    tx,
                     &session.id,
                     &event.id,
                     event.type_.as_str(),
@@ -158,13 +159,10 @@ impl Processor {
             if record.is_redacted() {
                 // Personal data goes with the redaction: the raw payloads of every event about
                 // this session, including ones that arrive after the redaction.
-                self.store
-                    .purge_session_payloads(&mut tx, &session.id)
-                    .await?;
+                self.store.purge_session_payloads(tx, &session.id).await?;
             }
             tracing::debug!(event = %event.id, session = %session.id, effect = effect.as_str(), outcome = record.outcome.as_str(), "applied event");
         }
-        tx.commit().await?;
         Ok(())
     }
 }

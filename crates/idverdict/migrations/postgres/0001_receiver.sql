@@ -10,7 +10,6 @@ CREATE TABLE events (
     api_version  TEXT,
     payload      BYTEA,
     received_at  BIGINT  NOT NULL,
-    lease_until  BIGINT,
     processed_at BIGINT,
     outcome      TEXT
 );

@@ -10,7 +10,6 @@ CREATE TABLE events (
     api_version  TEXT,
     payload      BLOB,
     received_at  INTEGER NOT NULL,
-    lease_until  INTEGER,
     processed_at INTEGER,
     outcome      TEXT
 );

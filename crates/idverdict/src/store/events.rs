@@ -23,7 +23,7 @@ pub enum InsertOutcome {
     Duplicate,
 }
 
-/// An unprocessed event handed to one processor under a lease.
+/// An unprocessed event taken by one processor (row-locked until its transaction ends).
 #[derive(Debug, Clone)]
 pub struct ClaimedEvent {
     pub seq: i64,
@@ -83,35 +83,23 @@ impl Store {
         Ok(outcomes)
     }
 
-    /// Claim up to `limit` unprocessed events whose lease is free, oldest first, leasing them
-    /// until `lease_until_ms`. An expired lease (a crashed instance) is claimable again; the
-    /// processor's conditional `processed_at` update keeps a second claim from applying twice.
-    pub async fn claim_events(
+    /// Take up to `limit` unprocessed events, oldest first, inside the caller's transaction.
+    /// PostgreSQL: `FOR UPDATE SKIP LOCKED` row locks let several instances take disjoint
+    /// batches without waiting on each other, and vanish with the connection if an instance
+    /// dies, so nothing stays claimed by a crashed process. SQLite: the single writer
+    /// connection already makes the transaction exclusive.
+    pub(crate) async fn claim_events(
         &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         limit: i64,
-        now_ms: i64,
-        lease_until_ms: i64,
     ) -> Result<Vec<ClaimedEvent>, StoreError> {
-        // PostgreSQL: SKIP LOCKED lets several instances claim disjoint batches without waiting
-        // on each other. SQLite has one writer, so the plain subquery is already exclusive.
         let skip_locked = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let sql = format!(
-            "UPDATE events SET lease_until = $1 WHERE seq IN (\
-               SELECT seq FROM events WHERE processed_at IS NULL AND (lease_until IS NULL OR lease_until < $2) \
-               ORDER BY seq LIMIT $3{skip_locked}) \
-             RETURNING seq, id, payload"
-        );
-        let rows = sqlx::query(&sql)
-            .bind(lease_until_ms)
-            .bind(now_ms)
-            .bind(limit)
-            .fetch_all(&self.write)
-            .await?;
-        let mut claimed = rows
-            .into_iter()
+        let sql = format!("SELECT seq, id, payload FROM events WHERE processed_at IS NULL ORDER BY seq LIMIT $1{skip_locked}");
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(&mut **tx).await?;
+        rows.into_iter()
             .map(|row| {
                 Ok(ClaimedEvent {
                     seq: row.try_get("seq")?,
@@ -119,10 +107,8 @@ impl Store {
                     payload: row.try_get("payload")?,
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        // RETURNING does not promise an order.
-        claimed.sort_by_key(|e| e.seq);
-        Ok(claimed)
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     /// Look up one stored event.

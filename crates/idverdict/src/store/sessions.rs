@@ -41,7 +41,7 @@ impl Store {
         outcome: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE events SET processed_at = $1, outcome = $2, lease_until = NULL WHERE id = $3 AND processed_at IS NULL")
+        let done = sqlx::query("UPDATE events SET processed_at = $1, outcome = $2 WHERE id = $3 AND processed_at IS NULL")
             .bind(now_ms)
             .bind(outcome)
             .bind(event_id)
