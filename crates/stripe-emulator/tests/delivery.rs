@@ -261,7 +261,7 @@ async fn chaos_duplicate_and_distinct_duplicate() {
 async fn chaos_reorder_and_delay() {
     let emu = start_with(tempfile::tempdir().unwrap(), |c| {
         c.chaos.reorder = 1.0;
-        c.chaos.reorder_window = Duration::from_millis(300);
+        c.chaos.reorder_window = Duration::from_millis(1000);
     })
     .await;
     let rx = receiver(0).await;
