@@ -476,3 +476,53 @@ async fn resend_and_hosted_page_flow() {
     assert!(html.contains(ev_id) && html.contains("resend"));
     emu.handle.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn chaos_rates_follow_the_probability() {
+    let emu = start_with(tempfile::tempdir().unwrap(), |c| {
+        c.chaos.duplicate = 0.5;
+        c.chaos.distinct_duplicate = 0.25;
+    })
+    .await;
+    let rx = receiver(0).await;
+    emu.endpoint(&rx.url, &["identity.verification_session.created"])
+        .await;
+    const N: usize = 120;
+    for _ in 0..N {
+        emu.session().await;
+    }
+    let events = emu.ok_get("/v1/events", &[("limit", "100")]).await;
+    let mut all_events = events["data"].as_array().unwrap().len();
+    if events["has_more"] == true {
+        let last = events["data"][99]["id"].as_str().unwrap().to_string();
+        let more = emu
+            .ok_get("/v1/events", &[("limit", "100"), ("starting_after", &last)])
+            .await;
+        all_events += more["data"].as_array().unwrap().len();
+    }
+    let distinct = all_events - N;
+    // Binomial bounds at more than 5 standard deviations: a broken switch
+    // (0 or always) fails, a working one essentially never does.
+    assert!(
+        (5..=60).contains(&distinct),
+        "{distinct} distinct duplicates for p=0.25 over {N}"
+    );
+    let log = eventually(20, || async {
+        let log = emu.delivery_log().await;
+        let deliveries = log["deliveries"].as_array().unwrap().clone();
+        deliveries
+            .iter()
+            .all(|d| d["state"] == "succeeded")
+            .then_some(deliveries)
+    })
+    .await;
+    let dups = log.iter().filter(|d| d["kind"] == "duplicate").count();
+    let primaries = log.iter().filter(|d| d["kind"] == "primary").count();
+    assert_eq!(primaries, all_events);
+    assert!(
+        dups * 100 >= primaries * 20 && dups * 100 <= primaries * 80,
+        "{dups} duplicates for p=0.5 over {primaries}"
+    );
+    assert_eq!(rx.successes().len(), primaries + dups);
+    emu.handle.shutdown().await.unwrap();
+}
