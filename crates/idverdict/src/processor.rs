@@ -4,14 +4,16 @@
 //! processing loses nothing: the batch's transaction rolls back and the next start (or
 //! another instance) picks the events up.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use stripe_webhook::Event;
 use tokio::sync::{watch, Notify};
 
+use crate::decide::SessionRecord;
 use crate::decide::{self, Policy};
-use crate::store::{now_ms, ClaimedEvent, Store, StoreError};
+use crate::store::{now_ms, ClaimedEvent, NewAttempt, NewHistory, Store, StoreError, Tx};
 
 /// Events claimed and applied per transaction.
 const BATCH: i64 = 256;
@@ -77,12 +79,10 @@ impl Processor {
     }
 
     /// Apply a claimed batch inside the claiming transaction: the batch commits as a whole
-    /// (events marked processed together with their effects) or not at all.
-    async fn apply_batch(
-        &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        claimed: &[ClaimedEvent],
-    ) -> Result<(), StoreError> {
+    /// (events marked processed together with their effects) or not at all. The claimed rows
+    /// are locked (SKIP LOCKED on PostgreSQL, the single writer on SQLite), so no other
+    /// processor can hold them: each event is applied exactly once.
+    async fn apply_batch(&self, tx: &mut Tx, claimed: &[ClaimedEvent]) -> Result<(), StoreError> {
         let parsed: Vec<(&ClaimedEvent, Option<Event>)> = claimed
             .iter()
             .map(|c| {
@@ -92,77 +92,105 @@ impl Processor {
                 )
             })
             .collect();
-        let session_ids: Vec<&str> = parsed
+        let mut session_ids: Vec<&str> = parsed
             .iter()
             .filter_map(|(_, e)| e.as_ref())
             .filter(|e| e.type_.is_verification_session())
             .filter_map(|e| e.data.object.get("id").and_then(|v| v.as_str()))
             .collect();
+        session_ids.sort_unstable();
+        session_ids.dedup();
 
         self.store.lock_sessions(tx, &session_ids).await?;
-        let now = now_ms();
+        let mut sessions = self.store.load_sessions(tx, &session_ids).await?;
+        let mut attempt_keys = self.store.load_attempt_keys(tx, &session_ids).await?;
+        let mut new_attempts = Vec::new();
+        let mut history = Vec::new();
+        let mut changed: Vec<String> = Vec::new();
+        let mut by_outcome: HashMap<&'static str, Vec<i64>> = HashMap::new();
+
         for (claim, event) in &parsed {
-            let Some(event) = event else {
+            let outcome = match event {
                 // Stored payloads were verified and parsed before the ack; a missing one was
                 // redacted meanwhile. Nothing left to apply.
-                self.store
-                    .mark_processed(tx, &claim.id, "skipped:no_payload", now)
-                    .await?;
-                continue;
+                None => "skipped:no_payload",
+                Some(event) if !event.type_.is_verification_session() => "ignored:not_identity",
+                Some(event) => match event.verification_session() {
+                    Some(Ok(session)) => {
+                        let keys = attempt_keys.entry(session.id.clone()).or_default();
+                        if let Some((key, code)) = decide::attempt_key(event, &session) {
+                            if keys.insert(key.clone()) {
+                                new_attempts.push(NewAttempt {
+                                    session_id: session.id.clone(),
+                                    key,
+                                    code,
+                                    event_created: event.created,
+                                });
+                            }
+                        }
+                        let attempts = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+                        let (record, effect) = decide::apply(
+                            sessions.get(&session.id),
+                            event,
+                            &session,
+                            attempts,
+                            &self.policy,
+                        );
+                        tracing::debug!(event = %event.id, session = %session.id, effect = effect.as_str(), outcome = record.outcome.as_str(), "applied event");
+                        history.push(NewHistory {
+                            session_id: claim_session_id(event),
+                            event_id: &event.id,
+                            event_type: event.type_.as_str(),
+                            event_created: event.created,
+                            effect: effect.as_str(),
+                        });
+                        if !changed.contains(&record.id) {
+                            changed.push(record.id.clone());
+                        }
+                        sessions.insert(record.id.clone(), record);
+                        "applied"
+                    }
+                    _ => "ignored:bad_session_object",
+                },
             };
-            if !event.type_.is_verification_session() {
-                self.store
-                    .mark_processed(tx, &claim.id, "ignored:not_identity", now)
-                    .await?;
-                continue;
-            }
-            let session = match event.verification_session() {
-                Some(Ok(session)) => session,
-                _ => {
-                    self.store
-                        .mark_processed(tx, &claim.id, "ignored:bad_session_object", now)
-                        .await?;
-                    continue;
-                }
-            };
-            // Exactly once: whoever flips processed_at applies the event.
-            if !self
-                .store
-                .mark_processed(tx, &claim.id, "applied", now)
-                .await?
-            {
-                continue;
-            }
-            let current = self.store.session_for_update(tx, &session.id).await?;
-            let attempts = match decide::attempt_key(event, &session) {
-                Some((key, code)) => {
-                    self.store
-                        .record_attempt(tx, &session.id, &key, &code, event.created)
-                        .await?
-                }
-                None => self.store.attempt_count(tx, &session.id).await?,
-            };
-            let (record, effect) =
-                decide::apply(current.as_ref(), event, &session, attempts, &self.policy);
-            self.store.save_session(tx, &record, now).await?;
-            self.store
-                .add_history(
-                    tx,
-                    &session.id,
-                    &event.id,
-                    event.type_.as_str(),
-                    event.created,
-                    effect.as_str(),
-                    now,
-                )
-                .await?;
-            if record.is_redacted() {
-                // Personal data goes with the redaction: the raw payloads of every event about
-                // this session, including ones that arrive after the redaction.
-                self.store.purge_session_payloads(tx, &session.id).await?;
-            }
-            tracing::debug!(event = %event.id, session = %session.id, effect = effect.as_str(), outcome = record.outcome.as_str(), "applied event");
+            by_outcome.entry(outcome).or_default().push(claim.seq);
         }
+
+        let now = now_ms();
+        let records: Vec<&SessionRecord> =
+            changed.iter().filter_map(|id| sessions.get(id)).collect();
+        self.store.save_sessions(tx, &records, now).await?;
+        self.store.insert_attempts(tx, &new_attempts).await?;
+        self.store.insert_history(tx, &history, now).await?;
+        let mut marked = 0;
+        for (outcome, seqs) in &by_outcome {
+            marked += self.store.mark_processed(tx, seqs, outcome, now).await?;
+        }
+        if marked != claimed.len() as u64 {
+            // Someone else processed one of our events: roll the whole batch back.
+            return Err(StoreError::Corrupt(format!(
+                "claimed {} events but marked {marked} processed",
+                claimed.len()
+            )));
+        }
+        // Personal data goes with the redaction: the raw payloads of every event about a
+        // redacted session, including ones that arrive after the redaction.
+        let redacted: Vec<&str> = records
+            .iter()
+            .filter(|r| r.is_redacted())
+            .map(|r| r.id.as_str())
+            .collect();
+        self.store.purge_payloads(tx, &redacted).await?;
         Ok(())
     }
+}
+
+/// The session id an identity event is about (checked to exist by the caller).
+fn claim_session_id(event: &Event) -> &str {
+    event
+        .data
+        .object
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
 }

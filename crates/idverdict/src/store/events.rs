@@ -45,42 +45,73 @@ pub struct StoredEvent {
 }
 
 impl Store {
-    /// Record a batch of events in ONE transaction (group commit): one fsync for many
-    /// deliveries. The result says, per event, whether it was new or an `evt_…` seen before.
-    /// Either the whole batch is durable or the call fails.
+    /// Record a batch of events with ONE statement in ONE transaction (group commit): one
+    /// round trip and one fsync for many deliveries. The result says, per event, whether it
+    /// was new or an `evt_…` seen before. Either the whole batch is durable or the call fails.
     pub async fn insert_events(
         &self,
         batch: &[NewEvent],
         received_at_ms: i64,
     ) -> Result<Vec<InsertOutcome>, StoreError> {
-        // Insert in id order: two instances committing overlapping batches then take the
-        // unique-index locks in the same order and cannot deadlock each other.
-        let mut order: Vec<usize> = (0..batch.len()).collect();
-        order.sort_by(|&a, &b| batch[a].id.cmp(&batch[b].id));
-        let mut tx = self.begin().await?;
-        let mut outcomes = vec![InsertOutcome::Duplicate; batch.len()];
-        for index in order {
-            let event = &batch[index];
-            let done = sqlx::query(
-                "INSERT INTO events (id, type, object_id, created, livemode, api_version, payload, received_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(&event.id)
-            .bind(&event.event_type)
-            .bind(&event.object_id)
-            .bind(event.created)
-            .bind(i64::from(event.livemode))
-            .bind(&event.api_version)
-            .bind(&event.payload)
-            .bind(received_at_ms)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
-                outcomes[index] = InsertOutcome::Inserted;
-            }
+        if batch.is_empty() {
+            return Ok(Vec::new());
         }
+        // Rows in id order: two instances committing overlapping batches then take the
+        // unique-index locks in the same order and cannot deadlock each other.
+        let mut order: Vec<&NewEvent> = batch.iter().collect();
+        order.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut sql = String::from(
+            "INSERT INTO events (id, type, object_id, created, livemode, api_version, payload, received_at) VALUES ",
+        );
+        for i in 0..order.len() {
+            let p = i * 8;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6,
+                p + 7,
+                p + 8
+            ));
+        }
+        // A second copy of an id inside the batch conflicts with the first and is skipped.
+        sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
+        let mut query = sqlx::query(&sql);
+        for event in &order {
+            query = query
+                .bind(&event.id)
+                .bind(&event.event_type)
+                .bind(&event.object_id)
+                .bind(event.created)
+                .bind(i64::from(event.livemode))
+                .bind(&event.api_version)
+                .bind(&event.payload)
+                .bind(received_at_ms);
+        }
+        let mut tx = self.begin().await?;
+        let rows = query.fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        Ok(outcomes)
+        let mut inserted: std::collections::HashSet<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<Result<_, _>>()?;
+        // The first occurrence of an id in the caller's order is the one that was stored.
+        Ok(batch
+            .iter()
+            .map(|e| {
+                if inserted.remove(&e.id) {
+                    InsertOutcome::Inserted
+                } else {
+                    InsertOutcome::Duplicate
+                }
+            })
+            .collect())
     }
 
     /// Take up to `limit` unprocessed events, oldest first, inside the caller's transaction.

@@ -5,9 +5,11 @@
 //! Times are stored as integers (unix seconds for Stripe's own `created`, unix milliseconds for
 //! ours) so that both backends compare them the same way.
 
+mod apply;
 mod events;
 mod sessions;
 
+pub(crate) use apply::{NewAttempt, NewHistory, Tx};
 pub use events::{ClaimedEvent, InsertOutcome, NewEvent, StoredEvent};
 pub use sessions::{AttemptRow, HistoryRow};
 
@@ -147,14 +149,6 @@ impl Store {
     /// A write transaction. On SQLite the single writer connection makes it exclusive.
     pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(self.write.begin().await?)
-    }
-
-    /// `FOR UPDATE` where the backend has row locks; SQLite's writer is already exclusive.
-    fn lock_clause(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite => "",
-            Backend::Postgres => " FOR UPDATE",
-        }
     }
 }
 

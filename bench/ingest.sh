@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Ingest benchmark: distinct, freshly signed identity events driven at `idverdict serve`,
+# SQLite and PostgreSQL side by side in one run. The server is pinned to core 0 and the load
+# generator to core 1 (taskset), as in the issue's setup. Reports acknowledged events/s,
+# p50/p99 latency and RSS (idle and peak).
+#
+#   bench/ingest.sh [SECONDS]        (default 10 s per scenario)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+source scripts/lib/services.sh
+SECONDS_PER_RUN=${1:-10}
+SECRET=whsec_bench_secret
+cargo build --release -q -p idverdict-cli --bin idverdict --example loadgen
+ensure_postgres
+BIN=$ROOT/target/release/idverdict
+LOADGEN=$ROOT/target/release/examples/loadgen
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+rss_kb() { awk "/^$2:/ {print \$2}" "/proc/$1/status"; }
+
+run_backend() {
+  local name=$1 url=$2
+  local out="$WORK/$name.out"
+  STRIPE_WEBHOOK_SECRET=$SECRET IDVERDICT_API_TOKEN=bench-token-0123456789 IDVERDICT_LISTEN=127.0.0.1:0 \
+    IDVERDICT_DATA_DIR="$WORK/$name" DATABASE_URL="$url" IDVERDICT_LOG=warn \
+    taskset -c 0 "$BIN" serve >"$out" 2>/dev/null &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q listening "$out" 2>/dev/null && break; sleep 0.1; done
+  local hook
+  hook=$(awk '/listening on/ {print $NF}' "$out")
+  sleep 1
+  local idle
+  idle=$(rss_kb "$pid" VmRSS)
+  local closed rate
+  closed=$(taskset -c 1 "$LOADGEN" "$hook" "$SECRET" closed 64 "$SECONDS_PER_RUN")
+  rate=$(taskset -c 1 "$LOADGEN" "$hook" "$SECRET" rate 200 "$SECONDS_PER_RUN")
+  local peak
+  peak=$(rss_kb "$pid" VmHWM)
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  echo "$name | 64 connections: $closed"
+  echo "$name | steady 200/s:   $rate"
+  echo "$name | RSS idle ${idle} kB, peak ${peak} kB"
+}
+
+PGDB=idv_bench_$$
+psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $PGDB" postgres
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u +%F)"
+run_backend sqlite "sqlite://$WORK/sqlite/idverdict.db"
+run_backend postgres "postgres://postgres@127.0.0.1:5432/$PGDB"
+psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $PGDB" postgres

@@ -1,0 +1,287 @@
+//! Batch reads and writes for the processor. A claimed batch of events is applied with a
+//! handful of statements, whatever its size: per-statement round trips, not rows, are what
+//! cost on a small machine (each one is a hop to the database thread or server).
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{Any, Row, Transaction};
+
+use super::sessions::{session_from_row, SESSION_COLUMNS};
+use super::{Backend, Store, StoreError};
+use crate::decide::{NextStep, SessionRecord};
+
+pub(crate) type Tx = Transaction<'static, Any>;
+
+/// A history line to write.
+pub(crate) struct NewHistory<'a> {
+    pub session_id: &'a str,
+    pub event_id: &'a str,
+    pub event_type: &'a str,
+    pub event_created: i64,
+    pub effect: &'static str,
+}
+
+/// A failed attempt to write.
+pub(crate) struct NewAttempt {
+    pub session_id: String,
+    pub key: String,
+    pub code: String,
+    pub event_created: i64,
+}
+
+/// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` columns.
+fn values(rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * cols + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// `$1, $2, …, $n`.
+fn list(n: usize, offset: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${}", i + offset))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// Serialise work on these sessions across instances for the rest of the transaction.
+    /// PostgreSQL: transaction-scoped advisory locks, taken in sorted order so that two
+    /// instances with overlapping batches cannot deadlock (and they work even before the
+    /// session row exists). SQLite: the single writer already serialises everything.
+    pub(crate) async fn lock_sessions(&self, tx: &mut Tx, ids: &[&str]) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres || ids.is_empty() {
+            return Ok(());
+        }
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        // One statement; ORDER BY makes the locks come in sorted order.
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM (SELECT pg_advisory_xact_lock(hashtext(id)::bigint) FROM \
+             (SELECT unnest(ARRAY[{}]::text[]) AS id ORDER BY 1) AS ids) AS locks",
+            list(ids.len(), 0)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id);
+        }
+        query.fetch_one(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// The current records of these sessions.
+    pub(crate) async fn load_sessions(
+        &self,
+        tx: &mut Tx,
+        ids: &[&str],
+    ) -> Result<HashMap<String, SessionRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM verification_sessions WHERE id IN ({})",
+            list(ids.len(), 0)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(&mut **tx).await?;
+        rows.iter()
+            .map(|r| session_from_row(r).map(|s| (s.id.clone(), s)))
+            .collect()
+    }
+
+    /// The failed-attempt keys already recorded for these sessions.
+    pub(crate) async fn load_attempt_keys(
+        &self,
+        tx: &mut Tx,
+        ids: &[&str],
+    ) -> Result<HashMap<String, HashSet<String>>, StoreError> {
+        let mut keys: HashMap<String, HashSet<String>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(keys);
+        }
+        let sql = format!(
+            "SELECT session_id, attempt_key FROM session_attempts WHERE session_id IN ({})",
+            list(ids.len(), 0)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            keys.entry(row.try_get("session_id")?)
+                .or_default()
+                .insert(row.try_get("attempt_key")?);
+        }
+        Ok(keys)
+    }
+
+    /// Insert or replace session records (one statement).
+    pub(crate) async fn save_sessions(
+        &self,
+        tx: &mut Tx,
+        sessions: &[&SessionRecord],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if sessions.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO verification_sessions (id, user_ref, status, session_type, livemode, metadata, last_error_code, \
+               last_error_reason, last_report_id, redaction_status, failed_attempts, status_event_created, status_rank, \
+               session_created, outcome, next_step, first_seen_at, updated_at) VALUES {} \
+             ON CONFLICT (id) DO UPDATE SET user_ref = excluded.user_ref, status = excluded.status, \
+               session_type = excluded.session_type, livemode = excluded.livemode, metadata = excluded.metadata, \
+               last_error_code = excluded.last_error_code, last_error_reason = excluded.last_error_reason, \
+               last_report_id = excluded.last_report_id, redaction_status = excluded.redaction_status, \
+               failed_attempts = excluded.failed_attempts, status_event_created = excluded.status_event_created, \
+               status_rank = excluded.status_rank, session_created = excluded.session_created, \
+               outcome = excluded.outcome, next_step = excluded.next_step, updated_at = excluded.updated_at",
+            values(sessions.len(), 18)
+        );
+        let mut query = sqlx::query(&sql);
+        for s in sessions {
+            let metadata = if s.metadata.is_empty() {
+                None
+            } else {
+                Some(
+                    serde_json::to_string(&s.metadata)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                )
+            };
+            query = query
+                .bind(s.id.clone())
+                .bind(s.user_ref.clone())
+                .bind(s.status.clone())
+                .bind(s.session_type.clone())
+                .bind(i64::from(s.livemode))
+                .bind(metadata)
+                .bind(s.last_error_code.clone())
+                .bind(s.last_error_reason.clone())
+                .bind(s.last_report_id.clone())
+                .bind(s.redaction_status.clone())
+                .bind(i64::from(s.failed_attempts))
+                .bind(s.status_event_created)
+                .bind(s.status_rank)
+                .bind(s.session_created)
+                .bind(s.outcome.as_str())
+                .bind(s.next_step.map(NextStep::as_str))
+                .bind(now_ms)
+                .bind(now_ms);
+        }
+        query.execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert_attempts(
+        &self,
+        tx: &mut Tx,
+        attempts: &[NewAttempt],
+    ) -> Result<(), StoreError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO session_attempts (session_id, attempt_key, error_code, event_created) VALUES {} \
+             ON CONFLICT (session_id, attempt_key) DO NOTHING",
+            values(attempts.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for a in attempts {
+            query = query
+                .bind(a.session_id.clone())
+                .bind(a.key.clone())
+                .bind(a.code.clone())
+                .bind(a.event_created);
+        }
+        query.execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    pub(crate) async fn insert_history(
+        &self,
+        tx: &mut Tx,
+        lines: &[NewHistory<'_>],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "INSERT INTO session_events (session_id, event_id, event_type, event_created, effect, applied_at) VALUES {} \
+             ON CONFLICT (session_id, event_id) DO NOTHING",
+            values(lines.len(), 6)
+        );
+        let mut query = sqlx::query(&sql);
+        for h in lines {
+            query = query
+                .bind(h.session_id.to_string())
+                .bind(h.event_id.to_string())
+                .bind(h.event_type.to_string())
+                .bind(h.event_created)
+                .bind(h.effect)
+                .bind(now_ms);
+        }
+        query.execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Mark claimed events processed with their outcome. Returns how many rows changed; the
+    /// caller checks it equals the number it claimed (exactly-once, defensively).
+    pub(crate) async fn mark_processed(
+        &self,
+        tx: &mut Tx,
+        seqs: &[i64],
+        outcome: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        if seqs.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "UPDATE events SET processed_at = $1, outcome = $2 WHERE processed_at IS NULL AND seq IN ({})",
+            list(seqs.len(), 2)
+        );
+        let mut query = sqlx::query(&sql).bind(now_ms).bind(outcome);
+        for seq in seqs {
+            query = query.bind(*seq);
+        }
+        Ok(query.execute(&mut **tx).await?.rows_affected())
+    }
+
+    /// Redaction: drop the raw payloads of every event about these sessions. What stays is
+    /// ids, types, statuses, codes and timestamps.
+    pub(crate) async fn purge_payloads(
+        &self,
+        tx: &mut Tx,
+        session_ids: &[&str],
+    ) -> Result<u64, StoreError> {
+        if session_ids.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "UPDATE events SET payload = NULL WHERE payload IS NOT NULL AND object_id IN ({})",
+            list(session_ids.len(), 0)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in session_ids {
+            query = query.bind(*id);
+        }
+        Ok(query.execute(&mut **tx).await?.rows_affected())
+    }
+}
