@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 use idverdict::config::{Config, Sources};
 use idverdict::App;
@@ -18,6 +17,13 @@ pub struct ServeArgs {
     /// Data directory. Overrides IDVERDICT_DATA_DIR.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Where the embedded Stripe emulator listens (dev mode without STRIPE_API_KEY only).
+    /// Default: 127.0.0.1:12111 if free, else any free port on 127.0.0.1.
+    #[arg(long, env = "IDVERDICT_EMULATOR_LISTEN")]
+    pub emulator_listen: Option<String>,
+    /// Do not start the embedded Stripe emulator, even in dev mode.
+    #[arg(long, env = "IDVERDICT_NO_EMULATOR")]
+    pub no_emulator: bool,
 }
 
 /// Load the configuration with flags taking precedence over the environment.
@@ -48,9 +54,52 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?;
     crate::logging::init(config.log_format);
     let generated = config.materialize_dev_defaults()?;
-    let app = App::build(&config).await.context("starting the service")?;
-    let addr = app.local_addr()?;
+
+    // In dev mode with no Stripe key, run the emulator too (see `dev_loop`). Its endpoint's
+    // secret must be known before `App::build`, which fixes the verifier's secrets; the dev
+    // secret stays first so `idverdict trigger` keeps working.
+    let dev_loop = if !args.no_emulator && super::dev_loop::wanted(config.dev_mode) {
+        let provisional = super::dev_loop::webhook_url(config.listen, &config.webhook_path);
+        let dev = super::dev_loop::DevLoop::start(
+            &config.data_dir,
+            args.emulator_listen.as_deref(),
+            &provisional,
+        )
+        .await?;
+        if !config.webhook_secrets.contains(&dev.secret) {
+            config.webhook_secrets.push(dev.secret.clone());
+        }
+        Some(dev)
+    } else {
+        None
+    };
+
+    let app = match App::build(&config).await {
+        Ok(app) => app,
+        Err(e) => {
+            stop_dev_loop(dev_loop).await;
+            return Err(anyhow::Error::new(e).context("starting the service"));
+        }
+    };
+    let addr = match app.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            stop_dev_loop(dev_loop).await;
+            return Err(e.into());
+        }
+    };
     tracing::info!(%addr, backend = ?idverdict::store::Backend::from_url(&config.database_url).ok(), "idverdict started");
+    if let Some(dev) = &dev_loop {
+        // The listener is bound now: with port 0 only now is the real webhook URL known.
+        let url = super::dev_loop::webhook_url(addr, &config.webhook_path);
+        if let Err(e) = dev.point_at(&url).await {
+            stop_dev_loop(dev_loop).await;
+            return Err(e);
+        }
+        tracing::info!(emulator = %dev.base_url(), endpoint = %dev.endpoint_id(), "embedded Stripe emulator started");
+    }
+
+    let signal = shutdown_signal();
 
     // stdout, once: where to send webhooks and, in dev mode, the generated credentials
     // (like `stripe listen` prints its signing secret). Never written to the logs.
@@ -64,31 +113,82 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(token) = &generated.api_token {
         println!("Your development API token is {token} (send it as `Authorization: Bearer …`)");
     }
+    if let Some(dev) = &dev_loop {
+        print_how_to(dev, addr, generated.api_token.as_deref());
+    }
 
-    app.run_until(shutdown_signal()).await?;
+    // On SIGTERM/Ctrl-C the emulator stops first (no new deliveries, in-flight ones finish
+    // against a receiver that is still up), then the service drains.
+    app.run_until(async move {
+        signal.await;
+        stop_dev_loop(dev_loop).await;
+    })
+    .await?;
     tracing::info!("idverdict stopped");
     Ok(())
 }
 
-/// Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+async fn stop_dev_loop(dev: Option<super::dev_loop::DevLoop>) {
+    if let Some(dev) = dev {
+        match dev.shutdown().await {
+            Ok(()) => tracing::info!("embedded Stripe emulator stopped"),
+            Err(e) => tracing::warn!(error = %e, "stopping the embedded Stripe emulator"),
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// The developer's next steps, on stdout (like `stripe listen`'s banner); never logged.
+fn print_how_to(dev: &super::dev_loop::DevLoop, addr: std::net::SocketAddr, token: Option<&str>) {
+    let emu = dev.base_url();
+    let key = super::dev_loop::DEV_KEY;
+    let api = super::dev_loop::webhook_url(addr, "");
+    println!(
+        "Stripe emulator listening on {emu} (any sk_test_ key; webhook endpoint {} delivers here; delivery log {emu}/_emulator)",
+        dev.endpoint_id()
+    );
+    println!("Try the whole loop: create a verification session,");
+    println!(
+        "  curl -s -u {key}: {emu}/v1/identity/verification_sessions -d type=document -d client_reference_id=user_123"
+    );
+    println!("open its \"url\" in a browser and pick an outcome (verified, or a last_error code), then see what idverdict made of it:");
+    println!(
+        "  curl -s -H \"Authorization: Bearer {}\" {api}/v1/users/user_123",
+        token.unwrap_or("<token>")
+    );
+}
+
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled: a supervisor (or a test) that sends SIGTERM as soon as it reads the banner
+/// must get a graceful stop, not the default action that kills the process.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    let (term, int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: finishing in-flight requests");
+    }
 }

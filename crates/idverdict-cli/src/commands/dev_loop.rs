@@ -1,0 +1,285 @@
+//! The whole loop on a laptop: in dev mode with no Stripe key, `idverdict serve` also runs the
+//! embedded Stripe emulator, registers its own webhook URL there and trusts that endpoint's
+//! signing secret, so a newcomer can create a verification session, open its `url`, pick an
+//! outcome and watch idverdict record it — with `cargo run --release -- serve` alone.
+//!
+//! The endpoint is created once and reused across restarts: its id and secret are kept next to
+//! the emulator's state (`<data_dir>/emulator/serve-endpoint.json`), because Stripe (and the
+//! emulator) reveal a secret only in the create response. If the emulator's state was wiped,
+//! the stored id is unknown there and a new endpoint is created.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context;
+use serde_json::Value;
+use stripe_emulator::{EmulatorConfig, EmulatorHandle};
+
+/// Where the emulator listens unless told otherwise: stripe-mock's port, which the docs and
+/// SDK examples use. Taken only if free; otherwise any free port (see [`bind`]).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:12111";
+
+/// Any `sk_test_…` key works against the emulator; this is the one the how-to shows.
+pub const DEV_KEY: &str = "sk_test_dev";
+
+/// The Identity events idverdict consumes. `redacted` is named explicitly: `*` does not
+/// cover it, at Stripe as in the emulator.
+const EVENTS: &[&str] = &[
+    "identity.verification_session.created",
+    "identity.verification_session.processing",
+    "identity.verification_session.verified",
+    "identity.verification_session.requires_input",
+    "identity.verification_session.canceled",
+    "identity.verification_session.redacted",
+];
+
+const ENDPOINT_FILE: &str = "serve-endpoint.json";
+
+/// A running embedded emulator and the endpoint registered for `serve`.
+pub struct DevLoop {
+    emulator: EmulatorHandle,
+    api: EmulatorApi,
+    endpoint_id: String,
+    /// The endpoint's `whsec_…` secret: add it to serve's webhook secrets before building.
+    pub secret: String,
+}
+
+/// True when `serve` should run the embedded emulator: dev mode (nothing configured) and no
+/// Stripe key (a key means the developer works against real Stripe or their own emulator).
+pub fn wanted(dev_mode: bool) -> bool {
+    let has_key = std::env::var("STRIPE_API_KEY").is_ok_and(|v| !v.trim().is_empty());
+    dev_mode && !has_key
+}
+
+/// Bind the emulator's listener. An explicit address must be available; the default
+/// (127.0.0.1:12111) falls back to a free port, so a second `serve` or a running
+/// `idverdict emulate` does not stop `serve` from starting.
+async fn bind(explicit: Option<&str>) -> anyhow::Result<tokio::net::TcpListener> {
+    if let Some(addr) = explicit {
+        return tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (IDVERDICT_EMULATOR_LISTEN)"));
+    }
+    match tokio::net::TcpListener::bind(DEFAULT_LISTEN).await {
+        Ok(l) => Ok(l),
+        Err(e) => {
+            tracing::info!(default = DEFAULT_LISTEN, error = %e, "emulator port busy; using a free port");
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .context("cannot listen on 127.0.0.1 for the emulator")
+        }
+    }
+}
+
+impl DevLoop {
+    /// Start the emulator with its state in `<data_dir>/emulator` and make sure an endpoint
+    /// for `webhook_url` exists there (the URL is provisional until [`DevLoop::point_at`]).
+    pub async fn start(
+        data_dir: &Path,
+        listen: Option<&str>,
+        webhook_url: &str,
+    ) -> anyhow::Result<DevLoop> {
+        let listener = bind(listen).await?;
+        let emu_dir = data_dir.join("emulator");
+        let emulator = stripe_emulator::spawn(
+            listener,
+            EmulatorConfig {
+                data_dir: emu_dir.clone(),
+                ..EmulatorConfig::default()
+            },
+        )
+        .await
+        .context("starting the embedded Stripe emulator")?;
+        let api = EmulatorApi::new(emulator.base_url())?;
+        match ensure_endpoint(&api, &emu_dir, webhook_url).await {
+            Ok((endpoint_id, secret)) => Ok(DevLoop {
+                emulator,
+                api,
+                endpoint_id,
+                secret,
+            }),
+            Err(e) => {
+                if let Err(stop) = emulator.shutdown().await {
+                    tracing::warn!(error = %stop, "stopping the emulator");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    pub fn base_url(&self) -> &str {
+        self.emulator.base_url()
+    }
+
+    pub fn endpoint_id(&self) -> &str {
+        &self.endpoint_id
+    }
+
+    /// Point the endpoint at serve's bound address (known only once the listener is bound,
+    /// e.g. with port 0).
+    pub async fn point_at(&self, webhook_url: &str) -> anyhow::Result<()> {
+        self.api
+            .post(
+                &format!("/v1/webhook_endpoints/{}", self.endpoint_id),
+                &[("url".to_string(), webhook_url.to_string())],
+            )
+            .await
+            .map(|_| ())
+            .context("updating the emulator's webhook endpoint")
+    }
+
+    /// Stop serving and delivering; unfinished deliveries resume on the next start.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.emulator.shutdown().await
+    }
+}
+
+/// The webhook URL the emulator should call for a receiver bound at `addr`: an unspecified
+/// bind address (0.0.0.0 / ::) is reached through loopback, since both run on this machine.
+pub fn webhook_url(addr: SocketAddr, path: &str) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    format!("http://{}{path}", SocketAddr::new(ip, addr.port()))
+}
+
+/// Reuse the stored endpoint (re-pointed and re-enabled, with the six events), or create one.
+async fn ensure_endpoint(
+    api: &EmulatorApi,
+    emu_dir: &Path,
+    url: &str,
+) -> anyhow::Result<(String, String)> {
+    let file = emu_dir.join(ENDPOINT_FILE);
+    if let Some((id, secret)) = read_stored(&file) {
+        let mut form = vec![
+            ("url".to_string(), url.to_string()),
+            // An endpoint that failed for a whole retry horizon (serve stopped for days) was
+            // disabled by the emulator, as Stripe does; serve is back, so enable it again.
+            ("disabled".to_string(), "false".to_string()),
+        ];
+        form.extend(events_form());
+        match api
+            .post(&format!("/v1/webhook_endpoints/{id}"), &form)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(endpoint = %id, "reusing the emulator webhook endpoint");
+                return Ok((id, secret));
+            }
+            Err(EmulatorError::Status(404)) => {
+                tracing::info!(endpoint = %id, "stored emulator endpoint is gone; creating a new one");
+            }
+            Err(e) => return Err(e).context("updating the emulator's webhook endpoint"),
+        }
+    }
+    let mut form = vec![
+        ("url".to_string(), url.to_string()),
+        (
+            "description".to_string(),
+            "idverdict serve (embedded dev loop)".to_string(),
+        ),
+    ];
+    form.extend(events_form());
+    let created = api
+        .post("/v1/webhook_endpoints", &form)
+        .await
+        .context("registering serve's webhook endpoint at the emulator")?;
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    let secret = created["secret"].as_str().unwrap_or_default().to_string();
+    if !id.starts_with("we_") || !secret.starts_with("whsec_") {
+        anyhow::bail!("the emulator answered a webhook endpoint without an id or secret");
+    }
+    store(&file, &id, &secret).with_context(|| format!("cannot write {}", file.display()))?;
+    tracing::info!(endpoint = %id, "registered serve's webhook endpoint at the emulator");
+    Ok((id, secret))
+}
+
+fn events_form() -> Vec<(String, String)> {
+    EVENTS
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (format!("enabled_events[{i}]"), e.to_string()))
+        .collect()
+}
+
+fn read_stored(file: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    let id = v["id"].as_str()?.to_string();
+    let secret = v["secret"].as_str()?.to_string();
+    (id.starts_with("we_") && secret.starts_with("whsec_")).then_some((id, secret))
+}
+
+/// Written owner-only: it holds a signing secret.
+fn store(file: &Path, id: &str, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let body = serde_json::json!({ "id": id, "secret": secret }).to_string();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(file)?;
+    f.write_all(body.as_bytes())?;
+    f.sync_all()
+}
+
+/// A failed call; a status is kept apart so that a 404 (endpoint gone) can be told from the rest.
+#[derive(Debug)]
+enum EmulatorError {
+    Status(u16),
+    Other(String),
+}
+
+impl std::fmt::Display for EmulatorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EmulatorError::Status(s) => write!(f, "the emulator answered HTTP {s}"),
+            EmulatorError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for EmulatorError {}
+
+/// Form-encoded calls to the embedded emulator, as any Stripe client makes them.
+struct EmulatorApi {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl EmulatorApi {
+    fn new(base: &str) -> anyhow::Result<EmulatorApi> {
+        // The emulator is on loopback: never route through a proxy from the environment.
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        Ok(EmulatorApi {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    async fn post(&self, path: &str, form: &[(String, String)]) -> Result<Value, EmulatorError> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(DEV_KEY)
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| EmulatorError::Other(format!("cannot reach the emulator: {e}")))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(EmulatorError::Status(status.as_u16()));
+        }
+        resp.json()
+            .await
+            .map_err(|e| EmulatorError::Other(format!("unexpected answer from the emulator: {e}")))
+    }
+}
