@@ -681,3 +681,198 @@ async fn deliveries_that_fail_at_first_arrive_on_retry(backend: Backend) {
     emu.shutdown().await;
 }
 both_backends!(deliveries_that_fail_at_first_arrive_on_retry);
+
+// ---------------------------------------------------------------------------------------------
+// `idverdict serve` on its embedded defaults: the binary runs the emulator too.
+
+/// Start `idverdict serve` in dev mode (nothing configured, no Stripe key) and read its
+/// banner: every line up to the how-to's last `curl`.
+fn serve_dev(data: &std::path::Path) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_idverdict"))
+        .arg("serve")
+        .env_remove("DATABASE_URL")
+        .env_remove("STRIPE_WEBHOOK_SECRET")
+        .env_remove("IDVERDICT_API_TOKEN")
+        .env_remove("STRIPE_API_KEY")
+        .env_remove("IDVERDICT_NO_EMULATOR")
+        .env("IDVERDICT_LISTEN", "127.0.0.1:0")
+        .env("IDVERDICT_EMULATOR_LISTEN", "127.0.0.1:0")
+        .env("IDVERDICT_DATA_DIR", data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    let mut reader = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut lines = Vec::new();
+    while lines.len() < 20 {
+        let mut line = String::new();
+        if reader.read_line(&mut line).expect("read stdout") == 0 {
+            break;
+        }
+        let done = line.contains("/v1/users/");
+        lines.push(line.trim_end().to_string());
+        if done {
+            break;
+        }
+    }
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in reader.lines() {});
+    (child, lines)
+}
+
+fn after<'a>(lines: &'a [String], prefix: &str) -> &'a str {
+    lines
+        .iter()
+        .find_map(|l| l.split_once(prefix).map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no `{prefix}` in {lines:#?}"))
+}
+
+fn sigterm(child: &mut std::process::Child) {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    assert!(exit.success(), "serve exited with {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_embedded_defaults_runs_the_whole_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, lines) = serve_dev(&data);
+    assert!(
+        lines[0].starts_with("webhook receiver listening on http://"),
+        "{lines:#?}"
+    );
+    let api = after(&lines, "webhook receiver listening on ")
+        .trim_end_matches("/webhook")
+        .to_string();
+    let token = after(&lines, "Your development API token is ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(after(&lines, "webhook signing secret is ").starts_with("whsec_"));
+    let emu_base = after(&lines, "Stripe emulator listening on ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let endpoint = after(&lines, "webhook endpoint ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(endpoint.starts_with("we_"), "{lines:#?}");
+    let curl = after(&lines, "curl -s -u sk_test_dev: ");
+    assert!(curl.starts_with(&format!("{emu_base}/v1/identity/verification_sessions")));
+    assert!(curl.contains("type=document") && curl.contains("client_reference_id="));
+
+    // What the how-to says, as a program: create a session, pick an outcome.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let session: Value = http
+        .post(format!("{emu_base}/v1/identity/verification_sessions"))
+        .basic_auth("sk_test_dev", Some(""))
+        .form(&[("type", "document"), ("client_reference_id", "loop_user")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = session["id"].as_str().expect("session id").to_string();
+    assert!(session["url"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with(&emu_base));
+    let res = http
+        .post(format!(
+            "{emu_base}/v1/test_helpers/identity/verification_sessions/{id}/require_input"
+        ))
+        .basic_auth("sk_test_dev", Some(""))
+        .form(&[("last_error[code]", "document_expired")])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+
+    let mut user = Value::Null;
+    for _ in 0..600 {
+        let res = http
+            .get(format!("{api}/v1/users/loop_user"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            user = res.json().await.unwrap();
+            if user["outcome"] == "retry_allowed" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(user["outcome"], "retry_allowed", "{user}");
+    assert_eq!(user["current_session"], id.as_str());
+    sigterm(&mut child);
+
+    // A restart reuses the endpoint (re-pointed at serve's new port) instead of adding one,
+    // and events still arrive.
+    let (mut child, lines) = serve_dev(&data);
+    assert_eq!(
+        after(&lines, "webhook endpoint ").split_whitespace().next(),
+        Some(endpoint.as_str()),
+        "{lines:#?}"
+    );
+    let api = after(&lines, "webhook receiver listening on ")
+        .trim_end_matches("/webhook")
+        .to_string();
+    let emu_base = after(&lines, "Stripe emulator listening on ")
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let endpoints: Value = http
+        .get(format!("{emu_base}/v1/webhook_endpoints"))
+        .bearer_auth("sk_test_dev")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let data_list = endpoints["data"].as_array().expect("endpoints");
+    assert_eq!(data_list.len(), 1, "{endpoints}");
+    assert_eq!(data_list[0]["url"], format!("{api}/webhook").as_str());
+    let res = http
+        .post(format!(
+            "{emu_base}/v1/test_helpers/identity/verification_sessions/{id}/verify"
+        ))
+        .basic_auth("sk_test_dev", Some(""))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let mut session = Value::Null;
+    for _ in 0..600 {
+        let res = http
+            .get(format!("{api}/v1/verification_sessions/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            session = res.json().await.unwrap();
+            if session["outcome"] == "verified" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(session["outcome"], "verified", "{session}");
+    assert_eq!(session["failed_attempts"], 1);
+    sigterm(&mut child);
+}
