@@ -30,9 +30,32 @@ enum Command {
     Endpoints(commands::endpoints::EndpointsArgs),
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // With one core (a small VM, or pinned with taskset) a single-threaded runtime avoids
+    // waking a second runtime thread for every request; with more, use them all.
+    let one_core = std::thread::available_parallelism()
+        .map(|n| n.get() == 1)
+        .unwrap_or(false);
+    let runtime = if one_core {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args).await,
         Command::Migrate(args) => commands::migrate::run(args).await,

@@ -18,7 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::Config;
 use crate::decide::Policy;
-use crate::ingest::{webhook, Committer};
+use crate::ingest::{webhook, Committer, IngestLoad};
 use crate::metrics::Metrics;
 use crate::processor::Processor;
 use crate::store::{Store, StoreError};
@@ -75,7 +75,9 @@ impl App {
             .with_tolerance(config.tolerance_secs)
             .with_future_skew(config.future_skew_secs);
         let wake = Arc::new(Notify::new());
-        let (committer, committer_task) = Committer::spawn(store.clone(), wake.clone());
+        let load = Arc::new(IngestLoad::default());
+        let (committer, committer_task) =
+            Committer::spawn(store.clone(), wake.clone(), load.clone());
         let policy = Policy {
             max_attempts: config.max_attempts,
         };
@@ -101,7 +103,7 @@ impl App {
             router,
             store: store.clone(),
             committer_task,
-            processor: Processor::new(store, policy, wake),
+            processor: Processor::new(store, policy, wake, load),
         })
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::decide::SessionRecord;
 use crate::decide::{self, Policy};
+use crate::ingest::IngestLoad;
 use crate::store::{now_ms, ClaimedEvent, NewAttempt, NewHistory, Store, StoreError, Tx};
 
 /// Events claimed and applied per transaction.
@@ -20,19 +21,46 @@ const BATCH: i64 = 256;
 /// Poll interval when idle: other instances (PostgreSQL) may have stored events we were not
 /// told about.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Pause after a partial batch, so that the next one is fuller.
+const COALESCE: Duration = Duration::from_millis(20);
+
+/// During a burst, step aside this long before looking again…
+const YIELD_TO_INGEST: Duration = Duration::from_millis(50);
+/// …but never for longer than this in a row, so a sustained burst cannot starve processing.
+const MAX_DEFERRAL: Duration = Duration::from_secs(1);
 
 pub struct Processor {
     store: Store,
     policy: Policy,
     wake: Arc<Notify>,
+    load: Arc<IngestLoad>,
 }
 
 impl Processor {
-    pub fn new(store: Store, policy: Policy, wake: Arc<Notify>) -> Processor {
+    pub fn new(
+        store: Store,
+        policy: Policy,
+        wake: Arc<Notify>,
+        load: Arc<IngestLoad>,
+    ) -> Processor {
         Processor {
             store,
             policy,
             wake,
+            load,
+        }
+    }
+
+    /// Wait while the receiver is busy (bounded by MAX_DEFERRAL): the single SQLite writer
+    /// and the CPU go to acknowledging deliveries first.
+    async fn yield_to_ingest(&self, shutdown: &mut watch::Receiver<bool>) {
+        let mut waited = Duration::ZERO;
+        while waited < MAX_DEFERRAL && self.load.is_busy(now_ms()) && !*shutdown.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep(YIELD_TO_INGEST) => {}
+                _ = shutdown.changed() => {}
+            }
+            waited += YIELD_TO_INGEST;
         }
     }
 
@@ -43,6 +71,7 @@ impl Processor {
             if *shutdown.borrow() {
                 return;
             }
+            self.yield_to_ingest(&mut shutdown).await;
             match self.run_once().await {
                 Ok(0) => {
                     backoff = Duration::from_millis(100);
@@ -52,7 +81,19 @@ impl Processor {
                         _ = shutdown.changed() => {}
                     }
                 }
-                Ok(_) => backoff = Duration::from_millis(100),
+                Ok(n) => {
+                    backoff = Duration::from_millis(100);
+                    if n < BATCH as usize {
+                        // A partial batch: let more events gather before the next claim.
+                        // Under load this turns many tiny transactions into few full ones
+                        // (the fixed cost per batch dominates); when idle it adds at most
+                        // COALESCE to the time from acknowledgement to decision.
+                        tokio::select! {
+                            _ = tokio::time::sleep(COALESCE) => {}
+                            _ = shutdown.changed() => {}
+                        }
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, "event processing failed; will retry");
                     tokio::select! {

@@ -20,7 +20,9 @@ async fn bad_input_is_refused_and_nothing_is_stored(backend: Backend) {
     let mut tampered = body.clone();
     tampered[10] ^= 1;
 
-    let cases: Vec<(&str, Vec<u8>, Option<String>, u16, &str)> = vec![
+    // (case, body, Stripe-Signature header, expected status, expected error code)
+    type Case<'a> = (&'a str, Vec<u8>, Option<String>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "missing header",
             body.clone(),

@@ -2,6 +2,7 @@
 //! waits until the batch holding its event is committed, so an acknowledgement still means
 //! "on disk" — the batching only changes how many acknowledgements one fsync pays for.
 
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -23,6 +24,31 @@ pub enum CommitError {
 
 type Reply = oneshot::Sender<Result<InsertOutcome, CommitError>>;
 
+/// How busy the receiver is, for the processor to step aside during bursts: on a small
+/// machine, acknowledging Stripe quickly matters more than applying events a few hundred
+/// milliseconds sooner.
+#[derive(Debug, Default)]
+pub struct IngestLoad {
+    last_batch_at_ms: AtomicI64,
+    last_batch_len: AtomicUsize,
+}
+
+impl IngestLoad {
+    /// Busy = a batch of several deliveries was committed in the last few milliseconds, i.e.
+    /// requests are queueing up behind each other.
+    pub fn is_busy(&self, now_ms: i64) -> bool {
+        const RECENT_MS: i64 = 20;
+        const CONCURRENT: usize = 8;
+        now_ms - self.last_batch_at_ms.load(Ordering::Relaxed) < RECENT_MS
+            && self.last_batch_len.load(Ordering::Relaxed) >= CONCURRENT
+    }
+
+    fn record(&self, len: usize) {
+        self.last_batch_len.store(len, Ordering::Relaxed);
+        self.last_batch_at_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
 /// Handle used by request handlers. Cheap to clone.
 #[derive(Clone)]
 pub struct Committer {
@@ -32,9 +58,13 @@ pub struct Committer {
 impl Committer {
     /// Start the committer task. `committed` is notified after every batch that stored new
     /// events, so the processor can start at once instead of waiting for its next poll.
-    pub fn spawn(store: Store, committed: Arc<Notify>) -> (Committer, tokio::task::JoinHandle<()>) {
+    pub fn spawn(
+        store: Store,
+        committed: Arc<Notify>,
+        load: Arc<IngestLoad>,
+    ) -> (Committer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        let task = tokio::spawn(run(store, rx, committed));
+        let task = tokio::spawn(run(store, rx, committed, load));
         (Committer { tx }, task)
     }
 
@@ -49,7 +79,12 @@ impl Committer {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<(NewEvent, Reply)>, committed: Arc<Notify>) {
+async fn run(
+    store: Store,
+    mut rx: mpsc::Receiver<(NewEvent, Reply)>,
+    committed: Arc<Notify>,
+    load: Arc<IngestLoad>,
+) {
     let mut events = Vec::with_capacity(MAX_BATCH);
     let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
     // Ends when every Committer handle is dropped and the queue is drained: shutdown finishes
@@ -67,6 +102,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<(NewEvent, Reply)>, committed:
             }
         }
         // Two copies of one evt_ in the same batch: the second sees the first's row.
+        load.record(events.len());
         let result = store.insert_events(&events, now_ms()).await;
         match result {
             Ok(outcomes) => {

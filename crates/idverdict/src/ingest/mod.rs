@@ -4,4 +4,4 @@
 pub mod committer;
 pub mod webhook;
 
-pub use committer::{CommitError, Committer};
+pub use committer::{CommitError, Committer, IngestLoad};

@@ -30,7 +30,7 @@ pub(crate) struct NewAttempt {
 }
 
 /// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` columns.
-fn values(rows: usize, cols: usize) -> String {
+pub(super) fn values(backend: Backend, rows: usize, cols: usize) -> String {
     let mut sql = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -41,17 +41,17 @@ fn values(rows: usize, cols: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", r * cols + c + 1));
+            sql.push_str(&backend.param(r * cols + c + 1));
         }
         sql.push(')');
     }
     sql
 }
 
-/// `$1, $2, …, $n`.
-fn list(n: usize, offset: usize) -> String {
+/// `$1, $2, …, $n` (after `offset` earlier parameters).
+fn list(backend: Backend, n: usize, offset: usize) -> String {
     (1..=n)
-        .map(|i| format!("${}", i + offset))
+        .map(|i| backend.param(i + offset))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -72,7 +72,7 @@ impl Store {
         let sql = format!(
             "SELECT COUNT(*) AS n FROM (SELECT pg_advisory_xact_lock(hashtext(id)::bigint) FROM \
              (SELECT unnest(ARRAY[{}]::text[]) AS id ORDER BY 1) AS ids) AS locks",
-            list(ids.len(), 0)
+            list(self.backend, ids.len(), 0)
         );
         let mut query = sqlx::query(&sql);
         for id in ids {
@@ -93,7 +93,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT {SESSION_COLUMNS} FROM verification_sessions WHERE id IN ({})",
-            list(ids.len(), 0)
+            list(self.backend, ids.len(), 0)
         );
         let mut query = sqlx::query(&sql);
         for id in ids {
@@ -117,7 +117,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT session_id, attempt_key FROM session_attempts WHERE session_id IN ({})",
-            list(ids.len(), 0)
+            list(self.backend, ids.len(), 0)
         );
         let mut query = sqlx::query(&sql);
         for id in ids {
@@ -152,7 +152,7 @@ impl Store {
                failed_attempts = excluded.failed_attempts, status_event_created = excluded.status_event_created, \
                status_rank = excluded.status_rank, session_created = excluded.session_created, \
                outcome = excluded.outcome, next_step = excluded.next_step, updated_at = excluded.updated_at",
-            values(sessions.len(), 18)
+            values(self.backend, sessions.len(), 18)
         );
         let mut query = sqlx::query(&sql);
         for s in sessions {
@@ -199,7 +199,7 @@ impl Store {
         let sql = format!(
             "INSERT INTO session_attempts (session_id, attempt_key, error_code, event_created) VALUES {} \
              ON CONFLICT (session_id, attempt_key) DO NOTHING",
-            values(attempts.len(), 4)
+            values(self.backend, attempts.len(), 4)
         );
         let mut query = sqlx::query(&sql);
         for a in attempts {
@@ -225,7 +225,7 @@ impl Store {
         let sql = format!(
             "INSERT INTO session_events (session_id, event_id, event_type, event_created, effect, applied_at) VALUES {} \
              ON CONFLICT (session_id, event_id) DO NOTHING",
-            values(lines.len(), 6)
+            values(self.backend, lines.len(), 6)
         );
         let mut query = sqlx::query(&sql);
         for h in lines {
@@ -254,8 +254,10 @@ impl Store {
             return Ok(0);
         }
         let sql = format!(
-            "UPDATE events SET processed_at = $1, outcome = $2 WHERE processed_at IS NULL AND seq IN ({})",
-            list(seqs.len(), 2)
+            "UPDATE events SET processed_at = {}, outcome = {} WHERE processed_at IS NULL AND seq IN ({})",
+            self.backend.param(1),
+            self.backend.param(2),
+            list(self.backend, seqs.len(), 2)
         );
         let mut query = sqlx::query(&sql).bind(now_ms).bind(outcome);
         for seq in seqs {
@@ -276,7 +278,7 @@ impl Store {
         }
         let sql = format!(
             "UPDATE events SET payload = NULL WHERE payload IS NOT NULL AND object_id IN ({})",
-            list(session_ids.len(), 0)
+            list(self.backend, session_ids.len(), 0)
         );
         let mut query = sqlx::query(&sql);
         for id in session_ids {

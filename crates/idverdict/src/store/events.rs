@@ -63,23 +63,7 @@ impl Store {
         let mut sql = String::from(
             "INSERT INTO events (id, type, object_id, created, livemode, api_version, payload, received_at) VALUES ",
         );
-        for i in 0..order.len() {
-            let p = i * 8;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5,
-                p + 6,
-                p + 7,
-                p + 8
-            ));
-        }
+        sql.push_str(&super::apply::values(self.backend, order.len(), 8));
         // A second copy of an id inside the batch conflicts with the first and is skipped.
         sql.push_str(" ON CONFLICT (id) DO NOTHING RETURNING id");
         let mut query = sqlx::query(&sql);

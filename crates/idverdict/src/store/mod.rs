@@ -50,6 +50,17 @@ impl Backend {
         }
     }
 
+    /// The `i`-th (1-based) bind parameter. PostgreSQL numbers them; SQLite gets plain `?`,
+    /// because the driver resolves numbered ones with a linear search per parameter, which is
+    /// quadratic in the big multi-row statements the batch writers use. A statement built with
+    /// this must use it for every parameter (SQLite numbers `?` by position).
+    pub fn param(self, i: usize) -> String {
+        match self {
+            Backend::Sqlite => "?".to_string(),
+            Backend::Postgres => format!("${i}"),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "sqlite",
