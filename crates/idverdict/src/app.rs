@@ -78,15 +78,13 @@ impl App {
         let load = Arc::new(IngestLoad::default());
         let (committer, committer_task) =
             Committer::spawn(store.clone(), wake.clone(), load.clone());
-        let policy = Policy {
-            max_attempts: config.max_attempts,
-        };
+        let policy = config.policy.clone();
         let state = AppState {
             store: store.clone(),
             committer,
             verifier: Arc::new(verifier),
             api_token: config.api_token.as_deref().map(Arc::from),
-            policy,
+            policy: policy.clone(),
             metrics: Metrics::install(),
             body_limit: config.body_limit_bytes,
         };

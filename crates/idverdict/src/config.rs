@@ -26,8 +26,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Per-request deadline; slow clients (e.g. a body trickling in) are cut off.
     pub request_timeout_secs: u64,
-    /// Maximum failed attempts per session before a retry turns into a manual review.
-    pub max_attempts: u32,
+    /// The decision policy (`[policy]` table; `IDVERDICT_MAX_ATTEMPTS` overrides its limit).
+    pub policy: crate::decide::Policy,
     /// True when the secret and token were generated for local development.
     pub dev_mode: bool,
 }
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
             .field("request_timeout_secs", &self.request_timeout_secs)
-            .field("max_attempts", &self.max_attempts)
+            .field("policy", &self.policy)
             .field("dev_mode", &self.dev_mode)
             .finish()
     }
@@ -97,7 +97,7 @@ pub const SETTINGS: &[(&str, &str, &str)] = &[
         "IDVERDICT_REQUEST_TIMEOUT_SECS",
         "10",
     ),
-    ("max_attempts", "IDVERDICT_MAX_ATTEMPTS", "3"),
+    ("policy.max_attempts", "IDVERDICT_MAX_ATTEMPTS", "3"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +115,8 @@ pub enum ConfigError {
         env: &'static str,
         message: String,
     },
+    #[error("invalid policy: {message}")]
+    Policy { message: String },
     #[error("cannot prepare the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -138,7 +140,8 @@ struct FileLayer {
     data_dir: Option<String>,
     log_format: Option<String>,
     request_timeout_secs: Option<u64>,
-    max_attempts: Option<u64>,
+    /// The `[policy]` table, validated by `decide::Policy::from_toml`.
+    policy: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,9 +270,14 @@ impl Config {
         if request_timeout_secs == 0 {
             return Err(invalid("request_timeout_secs", "must be at least 1"));
         }
-        let max_attempts = number("max_attempts", file.max_attempts, 3)?;
-        if !(1..=100).contains(&max_attempts) {
-            return Err(invalid("max_attempts", "must be between 1 and 100"));
+        let mut policy = crate::decide::Policy::from_toml(file.policy.as_ref())
+            .map_err(|message| ConfigError::Policy { message })?;
+        if env("policy.max_attempts").is_some() {
+            let max_attempts = number("policy.max_attempts", None, 3)?;
+            if !(1..=100).contains(&max_attempts) {
+                return Err(invalid("policy.max_attempts", "must be between 1 and 100"));
+            }
+            policy = policy.with_max_attempts(max_attempts as u32);
         }
 
         let data_dir = PathBuf::from(text("data_dir", file.data_dir, ".idverdict"));
@@ -322,7 +330,7 @@ impl Config {
             data_dir,
             log_format,
             request_timeout_secs,
-            max_attempts: max_attempts as u32,
+            policy,
             dev_mode,
         })
     }

@@ -159,7 +159,9 @@ impl Processor {
                 Some(event) => match event.verification_session() {
                     Some(Ok(session)) => {
                         let keys = attempt_keys.entry(session.id.clone()).or_default();
-                        if let Some((key, code)) = decide::attempt_key(event, &session) {
+                        if let Some((key, code)) =
+                            decide::attempt_key(event, &session, &self.policy)
+                        {
                             if keys.insert(key.clone()) {
                                 new_attempts.push(NewAttempt {
                                     session_id: session.id.clone(),

@@ -11,13 +11,16 @@
 //! `verified` or `canceled`. Redaction is tracked on its own and is sticky.
 
 pub mod next_step;
+pub mod policy;
+pub mod user;
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use stripe_webhook::{ErrorCode, Event, EventType, SessionStatus, VerificationSession};
+use stripe_webhook::{Event, EventType, SessionStatus, VerificationSession};
 
 pub use next_step::{default_next_step, guidance, NextStep};
+pub use policy::{CodeRule, Exhausted, Policy};
 
 /// What the app should make of a session right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -31,6 +34,7 @@ pub enum Outcome {
     RetryAllowed,
     NeedsReview,
     AlternativeRequired,
+    Rejected,
     Canceled,
 }
 
@@ -43,6 +47,7 @@ impl Outcome {
             Outcome::RetryAllowed => "retry_allowed",
             Outcome::NeedsReview => "needs_review",
             Outcome::AlternativeRequired => "alternative_required",
+            Outcome::Rejected => "rejected",
             Outcome::Canceled => "canceled",
         }
     }
@@ -55,23 +60,11 @@ impl Outcome {
             Outcome::RetryAllowed,
             Outcome::NeedsReview,
             Outcome::AlternativeRequired,
+            Outcome::Rejected,
             Outcome::Canceled,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
-    }
-}
-
-/// The rules the decision depends on.
-#[derive(Debug, Clone, Copy)]
-pub struct Policy {
-    /// Failed attempts after which a retry becomes a manual review.
-    pub max_attempts: u32,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Policy { max_attempts: 3 }
     }
 }
 
@@ -145,7 +138,12 @@ fn has_error(session: &VerificationSession) -> bool {
 
 /// The key that makes one failed attempt count once: the verification report it produced, or,
 /// for failures without a report (e.g. `abandoned`), the code and the time of the event.
-pub fn attempt_key(event: &Event, session: &VerificationSession) -> Option<(String, String)> {
+/// `None` when the event is not a failure, or the policy says this code does not count.
+pub fn attempt_key(
+    event: &Event,
+    session: &VerificationSession,
+    policy: &Policy,
+) -> Option<(String, String)> {
     if session.status != SessionStatus::RequiresInput {
         return None;
     }
@@ -156,6 +154,9 @@ pub fn attempt_key(event: &Event, session: &VerificationSession) -> Option<(Stri
         .as_ref()?
         .as_str()
         .to_string();
+    if !policy.rule(&code).counts_as_attempt {
+        return None;
+    }
     let key = match session
         .last_verification_report
         .as_ref()
@@ -271,21 +272,26 @@ pub fn outcome_of(record: &SessionRecord, policy: &Policy) -> (Outcome, Option<N
         _ => match &record.last_error_code {
             None => (Outcome::AwaitingInput, None),
             Some(code) => {
-                let code: ErrorCode = code
-                    .parse()
-                    .unwrap_or_else(|_| ErrorCode::Unknown(code.clone()));
-                let mut step = default_next_step(&code);
+                let mut step = policy.rule(code).next_step;
                 if step == NextStep::Retry && record.failed_attempts >= policy.max_attempts {
-                    step = NextStep::ManualReview;
+                    step = match policy.on_exhausted {
+                        Exhausted::NeedsReview => NextStep::ManualReview,
+                        Exhausted::AlternativeRequired => NextStep::AlternativeMethod,
+                    };
                 }
-                let outcome = match step {
-                    NextStep::Retry => Outcome::RetryAllowed,
-                    NextStep::AlternativeMethod => Outcome::AlternativeRequired,
-                    NextStep::ManualReview => Outcome::NeedsReview,
-                };
-                (outcome, Some(step))
+                (step_outcome(step), Some(step))
             }
         },
+    }
+}
+
+/// The outcome a next step leads to.
+pub fn step_outcome(step: NextStep) -> Outcome {
+    match step {
+        NextStep::Retry => Outcome::RetryAllowed,
+        NextStep::AlternativeMethod => Outcome::AlternativeRequired,
+        NextStep::ManualReview => Outcome::NeedsReview,
+        NextStep::Reject => Outcome::Rejected,
     }
 }
 

@@ -15,6 +15,8 @@ pub enum NextStep {
     AlternativeMethod,
     /// A person should look at the session before anything else happens.
     ManualReview,
+    /// The user cannot be verified (e.g. under age); no retry, no alternative.
+    Reject,
 }
 
 impl NextStep {
@@ -23,6 +25,7 @@ impl NextStep {
             NextStep::Retry => "retry",
             NextStep::AlternativeMethod => "alternative_method",
             NextStep::ManualReview => "manual_review",
+            NextStep::Reject => "reject",
         }
     }
 
@@ -31,12 +34,13 @@ impl NextStep {
             "retry" => Some(NextStep::Retry),
             "alternative_method" => Some(NextStep::AlternativeMethod),
             "manual_review" => Some(NextStep::ManualReview),
+            "reject" => Some(NextStep::Reject),
             _ => None,
         }
     }
 }
 
-/// The default next step for a code, with the reason for the choice.
+/// The built-in next step for a code (the operator's policy may override it).
 pub fn default_next_step(code: &ErrorCode) -> NextStep {
     use ErrorCode::*;
     match code {
@@ -56,8 +60,10 @@ pub fn default_next_step(code: &ErrorCode) -> NextStep {
         | SelfieUnverifiedOther => NextStep::Retry,
         // Retrying cannot change these: the user refused, or their device/country is out.
         ConsentDeclined | CountryNotSupported | DeviceNotSupported => NextStep::AlternativeMethod,
-        // Possible fraud or a legal question: a person decides, never an automatic retry.
-        SelfieFaceMismatch | SelfieManipulated | UnderSupportedAge => NextStep::ManualReview,
+        // Possible fraud: a person decides, never an automatic retry.
+        SelfieFaceMismatch | SelfieManipulated => NextStep::ManualReview,
+        // The user is below the age of majority: nothing they can do changes that.
+        UnderSupportedAge => NextStep::Reject,
         Unknown(_) => NextStep::ManualReview,
     }
 }
@@ -72,6 +78,7 @@ pub fn guidance(step: NextStep) -> &'static str {
         NextStep::ManualReview => {
             "An operator should review this verification before the user continues."
         }
+        NextStep::Reject => "The user cannot be verified; do not offer another attempt.",
     }
 }
 

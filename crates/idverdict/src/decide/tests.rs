@@ -18,7 +18,7 @@ fn fold(events: &[Event]) -> SessionRecord {
     let mut attempts = std::collections::BTreeSet::new();
     for e in events {
         let s = e.verification_session().unwrap().unwrap();
-        if let Some((key, _)) = attempt_key(e, &s) {
+        if let Some((key, _)) = attempt_key(e, &s, &policy) {
             attempts.insert(key);
         }
         record = Some(apply(record.as_ref(), e, &s, attempts.len() as u32, &policy).0);
@@ -159,6 +159,7 @@ fn codes_map_to_their_outcome() {
     let cases = [
         ("consent_declined", Outcome::AlternativeRequired),
         ("selfie_manipulated", Outcome::NeedsReview),
+        ("under_supported_age", Outcome::Rejected),
         ("document_expired", Outcome::RetryAllowed),
         ("some_future_code", Outcome::NeedsReview),
     ];

@@ -1,0 +1,254 @@
+//! The operator's policy: per `last_error.code`, the next step and whether the failure counts as
+//! an attempt; how many attempts a user gets; what happens when they run out. Read from the
+//! `[policy]` table of the configuration file, checked once at start-up.
+//!
+//! ```toml
+//! [policy]
+//! max_attempts = 3
+//! on_exhausted = "needs_review"        # or "alternative_required"
+//! unknown_code = "manual_review"       # next step for codes Stripe adds later
+//! user_metadata_key = "user_id"        # who the user is when client_reference_id is empty
+//!
+//! [policy.codes.abandoned]
+//! next_step = "retry"
+//! counts_as_attempt = false
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use stripe_webhook::ErrorCode;
+
+use super::next_step::{default_next_step, NextStep};
+
+/// What running out of attempts leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exhausted {
+    NeedsReview,
+    AlternativeRequired,
+}
+
+/// The rule for one error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeRule {
+    pub next_step: NextStep,
+    pub counts_as_attempt: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Failed attempts (over all of a user's sessions) after which retrying stops.
+    pub max_attempts: u32,
+    pub on_exhausted: Exhausted,
+    pub unknown_code: NextStep,
+    /// Metadata key naming the user when a session has no `client_reference_id`.
+    pub user_metadata_key: Option<String>,
+    overrides: BTreeMap<String, CodeRule>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_attempts: 3,
+            on_exhausted: Exhausted::NeedsReview,
+            unknown_code: NextStep::ManualReview,
+            user_metadata_key: Some("user_id".to_string()),
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+/// Built-in rule for a code: the next step from the table in `next_step.rs`; every failure
+/// counts as an attempt except `abandoned` (the user never submitted anything).
+fn builtin(code: &ErrorCode) -> CodeRule {
+    CodeRule {
+        next_step: default_next_step(code),
+        counts_as_attempt: !matches!(code, ErrorCode::Abandoned),
+    }
+}
+
+impl Policy {
+    pub fn rule(&self, code: &str) -> CodeRule {
+        if let Some(rule) = self.overrides.get(code) {
+            return *rule;
+        }
+        let parsed: ErrorCode = code
+            .parse()
+            .unwrap_or_else(|_| ErrorCode::Unknown(code.to_string()));
+        match parsed {
+            ErrorCode::Unknown(_) => CodeRule {
+                next_step: self.unknown_code,
+                counts_as_attempt: true,
+            },
+            known => builtin(&known),
+        }
+    }
+
+    /// Parse and validate the `[policy]` table. Errors name the key at fault.
+    pub fn from_toml(table: Option<&toml::Value>) -> Result<Policy, String> {
+        let mut policy = Policy::default();
+        let Some(table) = table else {
+            return Ok(policy);
+        };
+        let raw: RawPolicy = table
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("policy: {}", e.message()))?;
+        if let Some(n) = raw.max_attempts {
+            if !(1..=100).contains(&n) {
+                return Err("policy.max_attempts: must be between 1 and 100".into());
+            }
+            policy.max_attempts = n;
+        }
+        if let Some(e) = raw.on_exhausted {
+            policy.on_exhausted = e;
+        }
+        if let Some(step) = raw.unknown_code {
+            policy.unknown_code = parse_step(&step)
+                .ok_or_else(|| format!("policy.unknown_code: `{step}` is not one of {STEPS}"))?;
+        }
+        if let Some(key) = raw.user_metadata_key {
+            policy.user_metadata_key = (!key.is_empty()).then_some(key);
+        }
+        for (code, rule) in raw.codes {
+            let known = ErrorCode::ALL.iter().any(|c| c.as_str() == code);
+            if !known {
+                return Err(format!(
+                    "policy.codes.{code}: not a Stripe Identity last_error code"
+                ));
+            }
+            let default = policy.rule(&code);
+            let next_step = match rule.next_step {
+                Some(step) => parse_step(&step).ok_or_else(|| {
+                    format!("policy.codes.{code}.next_step: `{step}` is not one of {STEPS}")
+                })?,
+                None => default.next_step,
+            };
+            policy.overrides.insert(
+                code,
+                CodeRule {
+                    next_step,
+                    counts_as_attempt: rule.counts_as_attempt.unwrap_or(default.counts_as_attempt),
+                },
+            );
+        }
+        Ok(policy)
+    }
+
+    /// Override the attempt limit (the `IDVERDICT_MAX_ATTEMPTS` environment variable).
+    pub fn with_max_attempts(mut self, n: u32) -> Policy {
+        self.max_attempts = n;
+        self
+    }
+}
+
+const STEPS: &str = "retry, alternative_method, manual_review, reject";
+
+fn parse_step(s: &str) -> Option<NextStep> {
+    NextStep::parse(s)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    max_attempts: Option<u32>,
+    on_exhausted: Option<Exhausted>,
+    unknown_code: Option<String>,
+    user_metadata_key: Option<String>,
+    #[serde(default)]
+    codes: BTreeMap<String, RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    next_step: Option<String>,
+    counts_as_attempt: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Policy, String> {
+        let value: toml::Value = toml::from_str(text).unwrap();
+        Policy::from_toml(value.get("policy"))
+    }
+
+    #[test]
+    fn defaults_follow_the_issue() {
+        let p = Policy::default();
+        assert_eq!(p.max_attempts, 3);
+        assert_eq!(
+            p.rule("abandoned"),
+            CodeRule {
+                next_step: NextStep::Retry,
+                counts_as_attempt: false
+            }
+        );
+        assert_eq!(
+            p.rule("selfie_manipulated").next_step,
+            NextStep::ManualReview
+        );
+        assert_eq!(
+            p.rule("consent_declined").next_step,
+            NextStep::AlternativeMethod
+        );
+        assert_eq!(
+            p.rule("device_not_supported").next_step,
+            NextStep::AlternativeMethod
+        );
+        assert_eq!(
+            p.rule("country_not_supported").next_step,
+            NextStep::AlternativeMethod
+        );
+        assert_eq!(p.rule("under_supported_age").next_step, NextStep::Reject);
+        assert_eq!(
+            p.rule("document_expired"),
+            CodeRule {
+                next_step: NextStep::Retry,
+                counts_as_attempt: true
+            }
+        );
+        assert_eq!(p.rule("a_future_code").next_step, NextStep::ManualReview);
+    }
+
+    #[test]
+    fn every_code_has_a_rule_and_overrides_apply() {
+        let p = parse("[policy]\nmax_attempts = 5\non_exhausted = \"alternative_required\"\nunknown_code = \"retry\"\n[policy.codes.selfie_face_mismatch]\nnext_step = \"retry\"\ncounts_as_attempt = false\n").unwrap();
+        assert_eq!(p.max_attempts, 5);
+        assert_eq!(p.on_exhausted, Exhausted::AlternativeRequired);
+        assert_eq!(p.rule("new_code").next_step, NextStep::Retry);
+        assert_eq!(
+            p.rule("selfie_face_mismatch"),
+            CodeRule {
+                next_step: NextStep::Retry,
+                counts_as_attempt: false
+            }
+        );
+        for code in ErrorCode::ALL.iter() {
+            let _ = p.rule(code.as_str());
+        }
+    }
+
+    #[test]
+    fn invalid_policy_names_the_key() {
+        for (text, key) in [
+            ("[policy]\nmax_attempts = 0\n", "policy.max_attempts"),
+            (
+                "[policy.codes.nonsense]\nnext_step = \"retry\"\n",
+                "policy.codes.nonsense",
+            ),
+            (
+                "[policy.codes.document_expired]\nnext_step = \"pray\"\n",
+                "policy.codes.document_expired.next_step",
+            ),
+            ("[policy]\nunknown_code = \"x\"\n", "policy.unknown_code"),
+            ("[policy]\nmax_atempts = 2\n", "max_atempts"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(key), "{err} should name {key}");
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The per-user decision. A user (`client_reference_id`, or the policy's metadata key) has many
+//! sessions over time; their state is computed from ALL of them plus the latest operator review,
+//! in this one function, so it does not depend on the order events arrived in.
+//!
+//! | Condition (first that holds)                                    | User state             |
+//! |-----------------------------------------------------------------|------------------------|
+//! | latest review is `approve`                                      | `approved`             |
+//! | latest review is `reject`                                       | `rejected`             |
+//! | any session `verified`                                          | `verified`             |
+//! | no sessions                                                     | `none`                 |
+//! | newest session awaiting input or processing                     | `pending`              |
+//! | newest session canceled                                         | `canceled`             |
+//! | newest session failed, policy step `reject`                     | `rejected`             |
+//! | … step `alternative_method`                                     | `alternative_required` |
+//! | … step `manual_review`, not released by an `allow_retry` review | `needs_review`         |
+//! | … step `retry` (or released review) and attempts left           | `retry_allowed`        |
+//! | … attempts used up                                              | policy `on_exhausted`: `needs_review` or `alternative_required` |
+//!
+//! Attempts used = failed attempts that count (policy) over all the user's sessions. Attempts
+//! allowed = `max_attempts`, raised by each `allow_retry` review to one more than were used
+//! when the reviewer decided.
+
+use serde::Serialize;
+
+use super::policy::{Exhausted, Policy};
+use super::{NextStep, Outcome, SessionRecord};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserState {
+    None,
+    Pending,
+    Verified,
+    RetryAllowed,
+    NeedsReview,
+    AlternativeRequired,
+    Rejected,
+    Approved,
+    Canceled,
+}
+
+impl UserState {
+    pub const ALL: [UserState; 9] = [
+        UserState::None,
+        UserState::Pending,
+        UserState::Verified,
+        UserState::RetryAllowed,
+        UserState::NeedsReview,
+        UserState::AlternativeRequired,
+        UserState::Rejected,
+        UserState::Approved,
+        UserState::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserState::None => "none",
+            UserState::Pending => "pending",
+            UserState::Verified => "verified",
+            UserState::RetryAllowed => "retry_allowed",
+            UserState::NeedsReview => "needs_review",
+            UserState::AlternativeRequired => "alternative_required",
+            UserState::Rejected => "rejected",
+            UserState::Approved => "approved",
+            UserState::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UserState> {
+        UserState::ALL.into_iter().find(|u| u.as_str() == s)
+    }
+}
+
+/// An operator's decision about a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewAction {
+    Approve,
+    Reject,
+    AllowRetry,
+}
+
+impl ReviewAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewAction::Approve => "approve",
+            ReviewAction::Reject => "reject",
+            ReviewAction::AllowRetry => "allow_retry",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReviewAction> {
+        [
+            ReviewAction::Approve,
+            ReviewAction::Reject,
+            ReviewAction::AllowRetry,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// The latest review of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Review {
+    pub action: ReviewAction,
+    /// The newest session when the review was made: an `allow_retry` releases that session.
+    pub session_id: Option<String>,
+    /// Attempts used when the review was made.
+    pub attempts_at_review: u32,
+}
+
+/// The computed view of one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserView {
+    pub state: UserState,
+    pub attempts_used: u32,
+    pub attempts_allowed: u32,
+    pub current_session: Option<String>,
+    /// The session and failure behind the state, when there is one.
+    pub error_code: Option<String>,
+    pub next_step: Option<NextStep>,
+}
+
+/// Compute the user's state. `sessions` may be in any order.
+pub fn user_view(
+    sessions: &[&SessionRecord],
+    review: Option<&Review>,
+    policy: &Policy,
+) -> UserView {
+    let attempts_used: u32 = sessions.iter().map(|s| s.failed_attempts).sum();
+    let mut attempts_allowed = policy.max_attempts;
+    if let Some(r) = review.filter(|r| r.action == ReviewAction::AllowRetry) {
+        attempts_allowed = attempts_allowed.max(r.attempts_at_review + 1);
+    }
+    // Newest first: by Stripe's `created`, then id for a stable tie-break.
+    let newest = sessions
+        .iter()
+        .max_by(|a, b| (a.session_created, &a.id).cmp(&(b.session_created, &b.id)));
+    let view = |state, error_code: Option<String>, next_step| UserView {
+        state,
+        attempts_used,
+        attempts_allowed,
+        current_session: newest.map(|s| s.id.clone()),
+        error_code,
+        next_step,
+    };
+
+    match review.map(|r| r.action) {
+        Some(ReviewAction::Approve) => return view(UserState::Approved, None, None),
+        Some(ReviewAction::Reject) => return view(UserState::Rejected, None, None),
+        _ => {}
+    }
+    if sessions.iter().any(|s| s.outcome == Outcome::Verified) {
+        return view(UserState::Verified, None, None);
+    }
+    let Some(current) = newest else {
+        return view(UserState::None, None, None);
+    };
+    let code = current.last_error_code.clone();
+    match current.outcome {
+        Outcome::AwaitingInput | Outcome::Processing => view(UserState::Pending, None, None),
+        Outcome::Canceled => view(UserState::Canceled, None, None),
+        Outcome::Verified => view(UserState::Verified, None, None),
+        _ => {
+            let Some(error) = code.as_deref() else {
+                return view(UserState::Pending, None, None);
+            };
+            let released = review.is_some_and(|r| {
+                r.action == ReviewAction::AllowRetry
+                    && r.session_id.as_deref() == Some(current.id.as_str())
+            });
+            let mut step = policy.rule(error).next_step;
+            if step == NextStep::ManualReview && released {
+                step = NextStep::Retry;
+            }
+            if step == NextStep::Retry && attempts_used >= attempts_allowed {
+                step = match policy.on_exhausted {
+                    Exhausted::NeedsReview => NextStep::ManualReview,
+                    Exhausted::AlternativeRequired => NextStep::AlternativeMethod,
+                };
+            }
+            let state = match step {
+                NextStep::Retry => UserState::RetryAllowed,
+                NextStep::AlternativeMethod => UserState::AlternativeRequired,
+                NextStep::ManualReview => UserState::NeedsReview,
+                NextStep::Reject => UserState::Rejected,
+            };
+            view(state, code, Some(step))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn session(
+        id: &str,
+        created: i64,
+        outcome: Outcome,
+        code: Option<&str>,
+        failed: u32,
+    ) -> SessionRecord {
+        SessionRecord {
+            id: id.into(),
+            user_ref: Some("u".into()),
+            status: match outcome {
+                Outcome::Verified => "verified",
+                Outcome::Canceled => "canceled",
+                Outcome::Processing => "processing",
+                _ => "requires_input",
+            }
+            .into(),
+            session_type: Some("document".into()),
+            livemode: false,
+            metadata: BTreeMap::new(),
+            last_error_code: code.map(str::to_string),
+            last_error_reason: None,
+            last_report_id: None,
+            redaction_status: None,
+            failed_attempts: failed,
+            status_event_created: created,
+            status_rank: 0,
+            session_created: created,
+            outcome,
+            next_step: None,
+        }
+    }
+
+    #[test]
+    fn the_table_holds() {
+        let p = Policy::default();
+        let failed = |code| session("vs_b", 20, Outcome::RetryAllowed, Some(code), 1);
+        let old_fail = session(
+            "vs_a",
+            10,
+            Outcome::RetryAllowed,
+            Some("document_expired"),
+            1,
+        );
+        let cases: Vec<(Vec<SessionRecord>, UserState)> = vec![
+            (vec![], UserState::None),
+            (
+                vec![session("vs_a", 10, Outcome::AwaitingInput, None, 0)],
+                UserState::Pending,
+            ),
+            (
+                vec![session("vs_a", 10, Outcome::Processing, None, 0)],
+                UserState::Pending,
+            ),
+            (
+                vec![session("vs_a", 10, Outcome::Canceled, None, 0)],
+                UserState::Canceled,
+            ),
+            (vec![failed("document_expired")], UserState::RetryAllowed),
+            (
+                vec![failed("consent_declined")],
+                UserState::AlternativeRequired,
+            ),
+            (vec![failed("selfie_manipulated")], UserState::NeedsReview),
+            (vec![failed("under_supported_age")], UserState::Rejected),
+            // A late event for an older session never replaces the newest one.
+            (
+                vec![
+                    old_fail.clone(),
+                    session("vs_b", 20, Outcome::Processing, None, 0),
+                ],
+                UserState::Pending,
+            ),
+            // Verified anywhere wins.
+            (
+                vec![
+                    session("vs_a", 10, Outcome::Verified, None, 0),
+                    failed("document_expired"),
+                ],
+                UserState::Verified,
+            ),
+            // Out of attempts over several sessions.
+            (
+                vec![
+                    session(
+                        "vs_a",
+                        10,
+                        Outcome::RetryAllowed,
+                        Some("document_expired"),
+                        2,
+                    ),
+                    failed("document_expired"),
+                ],
+                UserState::NeedsReview,
+            ),
+        ];
+        for (sessions, expected) in cases {
+            let refs: Vec<&SessionRecord> = sessions.iter().collect();
+            assert_eq!(user_view(&refs, None, &p).state, expected, "{sessions:?}");
+        }
+    }
+
+    #[test]
+    fn reviews_decide_and_allow_retry_releases_one_more_attempt() {
+        let p = Policy::default();
+        let s = vec![session(
+            "vs_a",
+            10,
+            Outcome::RetryAllowed,
+            Some("document_expired"),
+            3,
+        )];
+        let refs: Vec<&SessionRecord> = s.iter().collect();
+        assert_eq!(user_view(&refs, None, &p).state, UserState::NeedsReview);
+        let allow = Review {
+            action: ReviewAction::AllowRetry,
+            session_id: Some("vs_a".into()),
+            attempts_at_review: 3,
+        };
+        let v = user_view(&refs, Some(&allow), &p);
+        assert_eq!((v.state, v.attempts_allowed), (UserState::RetryAllowed, 4));
+        let approve = Review {
+            action: ReviewAction::Approve,
+            ..allow.clone()
+        };
+        assert_eq!(
+            user_view(&refs, Some(&approve), &p).state,
+            UserState::Approved
+        );
+        let reject = Review {
+            action: ReviewAction::Reject,
+            ..allow
+        };
+        assert_eq!(
+            user_view(&refs, Some(&reject), &p).state,
+            UserState::Rejected
+        );
+    }
+
+    #[test]
+    fn exhaustion_can_lead_to_an_alternative() {
+        let text = "[policy]\non_exhausted = \"alternative_required\"\nmax_attempts = 1\n";
+        let value: toml::Value = toml::from_str(text).unwrap();
+        let p = Policy::from_toml(value.get("policy")).unwrap();
+        let s = vec![session(
+            "vs_a",
+            10,
+            Outcome::RetryAllowed,
+            Some("document_expired"),
+            1,
+        )];
+        let refs: Vec<&SessionRecord> = s.iter().collect();
+        assert_eq!(
+            user_view(&refs, None, &p).state,
+            UserState::AlternativeRequired
+        );
+    }
+}
