@@ -13,10 +13,13 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod decide;
+pub mod fetch_latest;
 pub mod ingest;
 pub mod metrics;
 pub mod processor;
+pub mod reconcile;
 pub mod store;
+pub mod stripe_api;
 pub mod synth;
 
 pub use app::{App, AppState, StartError};

@@ -8,6 +8,7 @@
 mod apply;
 mod events;
 mod sessions;
+mod sync_state;
 
 pub(crate) use apply::{NewAttempt, NewHistory, Tx};
 pub use events::{ClaimedEvent, InsertOutcome, NewEvent, StoredEvent};
