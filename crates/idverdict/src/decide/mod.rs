@@ -202,7 +202,11 @@ pub fn apply(
 
     // Identity facts do not depend on order: fill what we do not know yet.
     if record.user_ref.is_none() {
-        record.user_ref = session.client_reference_id.clone();
+        // The user: the app's client_reference_id, else the policy's metadata key.
+        record.user_ref = session.client_reference_id.clone().or_else(|| {
+            let key = policy.user_metadata_key.as_ref()?;
+            session.metadata.get(key).cloned()
+        });
     }
     if record.session_type.is_none() {
         record.session_type = session.type_.as_ref().map(|t| t.as_str().to_string());

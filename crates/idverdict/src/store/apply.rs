@@ -49,7 +49,7 @@ pub(super) fn values(backend: Backend, rows: usize, cols: usize) -> String {
 }
 
 /// `$1, $2, …, $n` (after `offset` earlier parameters).
-fn list(backend: Backend, n: usize, offset: usize) -> String {
+pub(super) fn list(backend: Backend, n: usize, offset: usize) -> String {
     (1..=n)
         .map(|i| backend.param(i + offset))
         .collect::<Vec<_>>()

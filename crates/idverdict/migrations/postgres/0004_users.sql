@@ -1,0 +1,27 @@
+-- One row per end user: the computed state (see decide/user.rs) and the latest review.
+CREATE TABLE users (
+    user_ref           TEXT    PRIMARY KEY,
+    state              TEXT    NOT NULL,
+    attempts_used      BIGINT  NOT NULL,
+    attempts_allowed   BIGINT  NOT NULL,
+    current_session    TEXT,
+    error_code         TEXT,
+    next_step          TEXT,
+    state_since        BIGINT  NOT NULL,
+    review_action      TEXT,
+    review_session     TEXT,
+    review_attempts    BIGINT,
+    updated_at         BIGINT  NOT NULL
+);
+CREATE INDEX users_state ON users (state, state_since);
+
+-- Every operator decision, with who and when.
+CREATE TABLE user_reviews (
+    user_ref    TEXT    NOT NULL,
+    reviewed_at BIGINT  NOT NULL,
+    action      TEXT    NOT NULL,
+    reviewer    TEXT    NOT NULL,
+    note        TEXT,
+    session_id  TEXT,
+    PRIMARY KEY (user_ref, reviewed_at, action)
+);
