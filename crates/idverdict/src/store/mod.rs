@@ -9,10 +9,12 @@ mod apply;
 mod events;
 mod sessions;
 mod sync_state;
+mod users;
 
 pub(crate) use apply::{NewAttempt, NewHistory, Tx};
 pub use events::{ClaimedEvent, InsertOutcome, NewEvent, StoredEvent};
 pub use sessions::{AttemptRow, HistoryRow};
+pub use users::{ReviewRow, StoredUser};
 
 use std::str::FromStr;
 use std::time::Duration;
