@@ -17,6 +17,7 @@ pub mod fetch_latest;
 pub mod ingest;
 pub mod metrics;
 pub mod processor;
+pub mod react;
 pub mod reconcile;
 pub mod store;
 pub mod stripe_api;

@@ -7,12 +7,17 @@
 
 mod apply;
 mod events;
+mod reactions;
 mod sessions;
 mod sync_state;
 mod users;
 
 pub(crate) use apply::{NewAttempt, NewHistory, Tx};
 pub use events::{ClaimedEvent, InsertOutcome, NewEvent, StoredEvent};
+pub use reactions::{
+    AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,
+    Redeliver,
+};
 pub use sessions::{AttemptRow, HistoryRow};
 pub use users::{ReviewRow, StoredUser};
 

@@ -1,0 +1,322 @@
+//! The dispatcher: claims due reactions, delivers them concurrently, records each attempt and
+//! moves the reaction on (delivered, retry later, or exhausted).
+//!
+//! Three short steps, never one long transaction: claim (a lease, in its own transaction),
+//! deliver (network I/O, no database handle held — on SQLite the single writer stays free for
+//! the webhook receiver), record (another short transaction, batched). A dispatcher that dies
+//! mid-delivery leaves leased rows that come due again when the lease runs out; the receiver
+//! may then see a message twice, with the same idempotency key.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+
+use super::callback::CallbackChannel;
+use super::config::ReactConfig;
+use super::email::EmailChannel;
+use super::nats::NatsChannel;
+use super::retry::Schedule;
+use super::{Failure, Outcome, ReactError, ReactionKind};
+use crate::store::{now_ms, AttemptResult, ClaimedReaction, NextState, Store};
+
+/// Most reactions claimed by one `run_once` statement.
+const CLAIM_BATCH: i64 = 256;
+/// Longest sleep when nothing is due: other instances (PostgreSQL) enqueue without telling us.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// Results recorded per transaction, at most.
+const RECORD_BATCH: usize = 256;
+
+pub const REACTION_ATTEMPTS: &str = "idverdict_reaction_attempts_total";
+pub const REACTION_LATENCY: &str = "idverdict_reaction_delivery_seconds";
+
+struct Inner {
+    store: Store,
+    schedule: Schedule,
+    workers: usize,
+    lease_ms: i64,
+    callbacks: Option<CallbackChannel>,
+    email: Option<EmailChannel>,
+    nats: Option<NatsChannel>,
+}
+
+/// Delivers the outbox. Build it with [`Dispatcher::new`], then either [`Dispatcher::run`] it
+/// as a task or drain it with [`Dispatcher::run_once`].
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    /// Validate the configuration and build the channels. The NATS connection is made on the
+    /// first message, so a bus that is down does not stop start-up.
+    pub async fn new(store: Store, config: ReactConfig) -> Result<Dispatcher, ReactError> {
+        config.validate().map_err(ReactError::Config)?;
+        let schedule = Schedule::new(
+            config
+                .delivery
+                .schedule_durations()
+                .map_err(ReactError::Config)?,
+        );
+        // A channel whose configuration was removed cannot deliver its old reactions; they
+        // exhaust with a clear error and can be redelivered once it is configured again.
+        let callbacks = if config.callbacks.secrets.is_empty() {
+            None
+        } else {
+            Some(CallbackChannel::new(&config)?)
+        };
+        let email = config.email.as_ref().map(EmailChannel::new).transpose()?;
+        let nats = config.nats.as_ref().map(NatsChannel::new);
+        // The lease must outlast the slowest attempt, or a second dispatcher would take a
+        // row still being delivered.
+        let slowest = config
+            .callbacks
+            .timeout_secs
+            .max(
+                config
+                    .email
+                    .as_ref()
+                    .and_then(|e| e.timeout_secs)
+                    .unwrap_or(30),
+            )
+            .max(15);
+        Ok(Dispatcher {
+            inner: Arc::new(Inner {
+                store,
+                schedule,
+                workers: config.delivery.workers.max(1),
+                lease_ms: (slowest as i64 + 60) * 1000,
+                callbacks,
+                email,
+                nats,
+            }),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Notify this after committing a decision's reactions so they go out without waiting
+    /// for the next poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Deliver everything due now, concurrently (up to `delivery.workers` at a time), and
+    /// record the results. Returns how many attempts were made. Tests drain with this.
+    pub async fn run_once(&self) -> Result<usize, ReactError> {
+        let mut total = 0;
+        loop {
+            let claimed = self
+                .inner
+                .store
+                .claim_reactions(CLAIM_BATCH, now_ms(), self.inner.lease_ms)
+                .await?;
+            if claimed.is_empty() {
+                return Ok(total);
+            }
+            let n = claimed.len();
+            let inner = &self.inner;
+            let results: Vec<AttemptResult> = futures::stream::iter(claimed)
+                .map(|c| inner.attempt(c))
+                .buffer_unordered(inner.workers)
+                .collect()
+                .await;
+            inner.store.record_attempts(&results, now_ms()).await?;
+            total += n;
+            if n < CLAIM_BATCH as usize {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Run until `shutdown` flips to true. Deliveries in flight are finished and recorded
+    /// before it returns; what is not claimed yet stays in the outbox for the next start.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let inner = self.inner.clone();
+        let permits = Arc::new(Semaphore::new(inner.workers));
+        let (results_tx, results_rx) = mpsc::channel::<AttemptResult>(inner.workers * 4);
+        let recorder = tokio::spawn(record_loop(inner.store.clone(), results_rx));
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            // Wait for a free worker before claiming: a claim is a lease, and leasing more
+            // than we can send would only delay those rows.
+            let first = tokio::select! {
+                p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = shutdown.changed() => continue,
+            };
+            let free = permits.available_permits() + 1;
+            let claimed = match inner
+                .store
+                .claim_reactions(free as i64, now_ms(), inner.lease_ms)
+                .await
+            {
+                Ok(c) => {
+                    backoff = Duration::from_millis(100);
+                    c
+                }
+                Err(error) => {
+                    drop(first);
+                    tracing::warn!(%error, "claiming reactions failed; will retry");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    continue;
+                }
+            };
+            let n = claimed.len();
+            let mut first = Some(first);
+            for c in claimed {
+                let permit = match first.take() {
+                    Some(p) => p,
+                    None => match permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                };
+                let inner = inner.clone();
+                let tx = results_tx.clone();
+                tokio::spawn(async move {
+                    let result = inner.attempt(c).await;
+                    // The recorder only stops after every sender is gone.
+                    let _ = tx.send(result).await;
+                    drop(permit);
+                });
+            }
+            drop(first);
+            if n < free {
+                // Everything due is out: sleep until the next row is due, a decision wakes
+                // us, or the poll interval passes.
+                let wait = match inner.store.next_reaction_due().await {
+                    Ok(Some(due)) => {
+                        Duration::from_millis((due - now_ms()).clamp(1, i64::MAX) as u64)
+                            .min(IDLE_POLL)
+                    }
+                    _ => IDLE_POLL,
+                };
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        // Wait for the deliveries in flight (each is bounded by its channel's timeout).
+        let _ = permits.acquire_many(inner.workers as u32).await;
+        drop(results_tx);
+        let _ = recorder.await;
+    }
+}
+
+/// Record results as they arrive, many per transaction when they come in quickly.
+async fn record_loop(store: Store, mut rx: mpsc::Receiver<AttemptResult>) {
+    let mut buf = Vec::with_capacity(RECORD_BATCH);
+    while rx.recv_many(&mut buf, RECORD_BATCH).await > 0 {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match store.record_attempts(&buf, now_ms()).await {
+                Ok(()) => break,
+                Err(error) if backoff < Duration::from_secs(30) => {
+                    tracing::warn!(%error, "recording reaction attempts failed; will retry");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(error) => {
+                    // Leases will expire and the rows come due again: the receivers may see
+                    // these messages twice (same idempotency key), never zero times.
+                    tracing::error!(%error, count = buf.len(), "giving up recording reaction attempts");
+                    break;
+                }
+            }
+        }
+        buf.clear();
+    }
+}
+
+impl Inner {
+    /// Make one attempt and decide what comes next.
+    async fn attempt(&self, c: ClaimedReaction) -> AttemptResult {
+        let started_at_ms = now_ms();
+        let started = Instant::now();
+        let kind = ReactionKind::parse(&c.kind);
+        let not_configured = |what: &str| {
+            Outcome::Failed(Failure {
+                status: None,
+                error: format!("{what} not configured"),
+                retry_after: None,
+                permanent: true,
+            })
+        };
+        let outcome = match kind {
+            Some(ReactionKind::Callback) => match &self.callbacks {
+                Some(ch) => ch.deliver(&c.id, &c.target, &c.payload).await,
+                None => not_configured("callbacks are"),
+            },
+            Some(ReactionKind::Email) => match &self.email {
+                Some(ch) => ch.deliver(&c.id, &c.target, &c.payload).await,
+                None => not_configured("email is"),
+            },
+            Some(ReactionKind::Nats) => match &self.nats {
+                Some(ch) => ch.deliver(&c.id, &c.target, &c.payload).await,
+                None => not_configured("nats is"),
+            },
+            None => not_configured("this reaction kind is"),
+        };
+        let elapsed = started.elapsed();
+        let kind_label = kind.map(ReactionKind::as_str).unwrap_or("unknown");
+        metrics::histogram!(REACTION_LATENCY, "kind" => kind_label).record(elapsed.as_secs_f64());
+        let (status_code, error, next) = match outcome {
+            Outcome::Delivered { status } => {
+                metrics::counter!(REACTION_ATTEMPTS, "kind" => kind_label, "result" => "delivered")
+                    .increment(1);
+                tracing::info!(reaction = %c.id, kind = kind_label, attempt = c.attempt, "reaction delivered");
+                (status, None, NextState::Delivered)
+            }
+            Outcome::Failed(f) => {
+                let failed = usize::try_from(c.attempt - c.schedule_offset).unwrap_or(usize::MAX);
+                let delay = if f.permanent {
+                    None
+                } else {
+                    self.schedule
+                        .next_delay(failed, f.retry_after, &mut rand::thread_rng())
+                };
+                let next = match delay {
+                    Some(d) => NextState::Retry {
+                        at_ms: now_ms() + i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2),
+                    },
+                    None => NextState::Exhausted,
+                };
+                let result = if next == NextState::Exhausted {
+                    "exhausted"
+                } else {
+                    "failed"
+                };
+                metrics::counter!(REACTION_ATTEMPTS, "kind" => kind_label, "result" => result)
+                    .increment(1);
+                tracing::warn!(
+                    reaction = %c.id,
+                    kind = kind_label,
+                    attempt = c.attempt,
+                    status = f.status,
+                    error = %f.error,
+                    retry_in_ms = delay.map(|d| d.as_millis() as u64),
+                    "reaction {result}"
+                );
+                (f.status, Some(f.error), next)
+            }
+        };
+        AttemptResult {
+            reaction_id: c.id,
+            attempt: c.attempt,
+            started_at_ms,
+            status_code: status_code.map(i64::from),
+            latency_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+            error,
+            next,
+        }
+    }
+}
