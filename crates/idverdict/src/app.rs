@@ -31,6 +31,7 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub api_token: Option<Arc<str>>,
     pub policy: Policy,
+    pub reactions: Arc<crate::react::ReactConfig>,
     pub metrics: Metrics,
     pub body_limit: usize,
 }
@@ -48,6 +49,8 @@ pub enum StartError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("cannot start the reactions dispatcher: {0}")]
+    Reactions(#[from] crate::react::ReactError),
 }
 
 /// A built, bound, not yet serving application.
@@ -57,6 +60,7 @@ pub struct App {
     store: Store,
     committer_task: tokio::task::JoinHandle<()>,
     processor: Processor,
+    dispatcher: crate::react::Dispatcher,
 }
 
 impl App {
@@ -79,12 +83,14 @@ impl App {
         let (committer, committer_task) =
             Committer::spawn(store.clone(), wake.clone(), load.clone());
         let policy = config.policy.clone();
+        let reactions = Arc::new(config.reactions.clone());
         let state = AppState {
             store: store.clone(),
             committer,
             verifier: Arc::new(verifier),
             api_token: config.api_token.as_deref().map(Arc::from),
             policy: policy.clone(),
+            reactions: reactions.clone(),
             metrics: Metrics::install(),
             body_limit: config.body_limit_bytes,
         };
@@ -101,7 +107,8 @@ impl App {
             router,
             store: store.clone(),
             committer_task,
-            processor: Processor::new(store, policy, wake, load),
+            processor: Processor::new(store.clone(), policy, reactions, wake, load),
+            dispatcher: crate::react::Dispatcher::new(store, config.reactions.clone()).await?,
         })
     }
 
@@ -116,7 +123,8 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let (stop_processor, processor_stopped) = watch::channel(false);
-        let processor = tokio::spawn(self.processor.run(processor_stopped));
+        let processor = tokio::spawn(self.processor.run(processor_stopped.clone()));
+        let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await;
@@ -125,6 +133,7 @@ impl App {
         let _ = self.committer_task.await;
         let _ = stop_processor.send(true);
         let _ = processor.await;
+        let _ = dispatcher.await;
         self.store.close().await;
         served.map_err(StartError::Serve)
     }

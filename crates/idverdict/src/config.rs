@@ -28,6 +28,8 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// The decision policy (`[policy]` table; `IDVERDICT_MAX_ATTEMPTS` overrides its limit).
     pub policy: crate::decide::Policy,
+    /// Where decisions go: `[callbacks]`, `[email]`, `[nats]`, `[delivery]` (see `react::config`).
+    pub reactions: crate::react::ReactConfig,
     /// True when the secret and token were generated for local development.
     pub dev_mode: bool,
 }
@@ -51,6 +53,7 @@ impl std::fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("policy", &self.policy)
+            .field("reactions", &self.reactions)
             .field("dev_mode", &self.dev_mode)
             .finish()
     }
@@ -117,6 +120,8 @@ pub enum ConfigError {
     },
     #[error("invalid policy: {message}")]
     Policy { message: String },
+    #[error("invalid reactions configuration: {message}")]
+    Reactions { message: String },
     #[error("cannot prepare the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -142,6 +147,11 @@ struct FileLayer {
     request_timeout_secs: Option<u64>,
     /// The `[policy]` table, validated by `decide::Policy::from_toml`.
     policy: Option<toml::Value>,
+    /// Reaction tables, validated by `react::ReactConfig`.
+    callbacks: Option<toml::Value>,
+    email: Option<toml::Value>,
+    nats: Option<toml::Value>,
+    delivery: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -198,6 +208,7 @@ impl Config {
             }
             None => FileLayer::default(),
         };
+        let reactions = reactions_config(&file, sources.env)?;
         let env = |key: &'static str| -> Option<String> {
             SETTINGS
                 .iter()
@@ -331,6 +342,7 @@ impl Config {
             log_format,
             request_timeout_secs,
             policy,
+            reactions,
             dev_mode,
         })
     }
@@ -367,6 +379,38 @@ impl Config {
             api_token: Some(token),
         })
     }
+}
+
+/// Assemble `[callbacks]`, `[email]`, `[nats]` and `[delivery]` into the reactions settings,
+/// apply their environment variables, and validate.
+fn reactions_config(
+    file: &FileLayer,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::react::ReactConfig, ConfigError> {
+    let mut table = toml::map::Map::new();
+    for (key, value) in [
+        ("callbacks", &file.callbacks),
+        ("email", &file.email),
+        ("nats", &file.nats),
+        ("delivery", &file.delivery),
+    ] {
+        if let Some(value) = value {
+            table.insert(key.to_string(), value.clone());
+        }
+    }
+    let parsed: crate::react::ReactConfig =
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Reactions {
+                message: e.message().to_string(),
+            })?;
+    let with_env = parsed
+        .with_env(env)
+        .map_err(|message| ConfigError::Reactions { message })?;
+    with_env
+        .validate()
+        .map_err(|message| ConfigError::Reactions { message })?;
+    Ok(with_env)
 }
 
 /// Credentials generated for the embedded defaults (printed once, never logged).

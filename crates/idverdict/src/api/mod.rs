@@ -2,7 +2,9 @@
 
 mod auth;
 mod health;
+mod reviews;
 mod sessions;
+pub mod user_sessions;
 mod users;
 
 use axum::routing::get;
@@ -15,6 +17,11 @@ pub fn app_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/verification_sessions/{id}", get(sessions::get_session))
         .route("/v1/users/{user_ref}", get(users::get_user))
+        .route("/v1/reviews", get(reviews::queue))
+        .route(
+            "/v1/reviews/{user_ref}",
+            axum::routing::post(reviews::decide),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             auth::require_token,

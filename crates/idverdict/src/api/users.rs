@@ -1,5 +1,6 @@
-//! `GET /v1/users/{client_reference_id}`: every session of one end user, the attempts used and
-//! the current outcome (that of the newest session).
+//! `GET /v1/users/{client_reference_id}`: the user's decision state (see `decide/user.rs`),
+//! attempts used and left, every session, the latest failure with its explanation, and the
+//! reviews.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -23,17 +24,34 @@ pub async fn get_user(State(state): State<AppState>, Path(user_ref): Path<String
             "no verification session has been received for this client_reference_id",
         );
     };
+    let (user, reviews) = match (
+        state.store.get_user(&user_ref).await,
+        state.store.reviews_of(&user_ref).await,
+    ) {
+        (Ok(user), Ok(reviews)) => (user, reviews),
+        (Err(e), _) | (_, Err(e)) => return storage_error(e),
+    };
     let attempts_used: u32 = sessions.iter().map(|s| s.failed_attempts).sum();
+    let attempts_allowed = user
+        .as_ref()
+        .map(|u| u.view.attempts_allowed)
+        .unwrap_or(state.policy.max_attempts);
     let last_error = sessions
         .iter()
         .find(|s| s.last_error_code.is_some())
         .map(last_error_json);
     Json(json!({
         "client_reference_id": user_ref,
+        // The user's decision state; null until the processor has applied the first event.
+        "state": user.as_ref().map(|u| u.view.state),
+        "state_since_ms": user.as_ref().map(|u| u.state_since_ms),
+        "next_step": user.as_ref().and_then(|u| u.view.next_step),
+        "attempts_left": attempts_allowed.saturating_sub(attempts_used),
         "outcome": current.outcome,
         "current_session": current.id,
         "failed_attempts": attempts_used,
-        "max_attempts": state.policy.max_attempts,
+        "max_attempts": attempts_allowed,
+        "reviews": reviews,
         "last_error": last_error,
         "sessions": sessions.iter().map(session_json).collect::<Vec<_>>(),
     }))

@@ -4,7 +4,11 @@
 //! processing loses nothing: the batch's transaction rolls back and the next start (or
 //! another instance) picks the events up.
 
-use std::collections::HashMap;
+mod users;
+
+pub use users::{apply_review, ReviewOutcome};
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +18,7 @@ use tokio::sync::{watch, Notify};
 use crate::decide::SessionRecord;
 use crate::decide::{self, Policy};
 use crate::ingest::IngestLoad;
+use crate::react::ReactConfig;
 use crate::store::{now_ms, ClaimedEvent, NewAttempt, NewHistory, Store, StoreError, Tx};
 
 /// Events claimed and applied per transaction.
@@ -32,6 +37,7 @@ const MAX_DEFERRAL: Duration = Duration::from_secs(1);
 pub struct Processor {
     store: Store,
     policy: Policy,
+    react: Arc<ReactConfig>,
     wake: Arc<Notify>,
     load: Arc<IngestLoad>,
 }
@@ -40,12 +46,14 @@ impl Processor {
     pub fn new(
         store: Store,
         policy: Policy,
+        react: Arc<ReactConfig>,
         wake: Arc<Notify>,
         load: Arc<IngestLoad>,
     ) -> Processor {
         Processor {
             store,
             policy,
+            react,
             wake,
             load,
         }
@@ -144,6 +152,11 @@ impl Processor {
 
         self.store.lock_sessions(tx, &session_ids).await?;
         let mut sessions = self.store.load_sessions(tx, &session_ids).await?;
+        let redacted_before: HashSet<String> = sessions
+            .values()
+            .filter(|s| s.is_redacted())
+            .map(|s| s.id.clone())
+            .collect();
         let mut attempt_keys = self.store.load_attempt_keys(tx, &session_ids).await?;
         let mut new_attempts = Vec::new();
         let mut history = Vec::new();
@@ -224,6 +237,22 @@ impl Processor {
             .map(|r| r.id.as_str())
             .collect();
         self.store.purge_payloads(tx, &redacted).await?;
+
+        let newly_redacted: Vec<&SessionRecord> = records
+            .iter()
+            .copied()
+            .filter(|r| r.is_redacted() && !redacted_before.contains(&r.id))
+            .collect();
+        users::update_users(
+            &self.store,
+            tx,
+            &self.policy,
+            &self.react,
+            &records,
+            &newly_redacted,
+            now,
+        )
+        .await?;
         Ok(())
     }
 }
