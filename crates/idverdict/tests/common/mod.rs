@@ -93,6 +93,15 @@ impl TestDb {
 }
 
 pub fn config(db: &TestDb, secrets: &[&str]) -> Config {
+    config_with(db, secrets, &[])
+}
+
+/// `config` plus extra environment variables (reactions, policy…).
+pub fn config_with(db: &TestDb, secrets: &[&str], extra: &[(&str, &str)]) -> Config {
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let secrets = secrets.join(",");
     let data_dir = db.dir.path().display().to_string();
     let url = db.url.clone();
@@ -104,7 +113,10 @@ pub fn config(db: &TestDb, secrets: &[&str]) -> Config {
             "DATABASE_URL" => Some(url.clone()),
             "IDVERDICT_DATA_DIR" => Some(data_dir.clone()),
             "IDVERDICT_BODY_LIMIT_BYTES" => Some("65536".into()),
-            _ => None,
+            other => extra
+                .iter()
+                .find(|(k, _)| k == other)
+                .map(|(_, v)| v.clone()),
         }
     };
     Config::load(&Sources {
