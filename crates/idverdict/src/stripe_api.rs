@@ -609,6 +609,9 @@ impl StripeClient {
 /// Stripe's `Stripe-Should-Retry` overrides everything; without it, the SDKs retry 409 (a
 /// concurrent request holds the same idempotency key), 429 and 5xx.
 fn should_retry(resp: &reqwest::Response) -> bool {
+    if resp.status().is_success() {
+        return false;
+    }
     match resp
         .headers()
         .get("stripe-should-retry")
