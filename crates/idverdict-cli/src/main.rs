@@ -28,6 +28,8 @@ enum Command {
     Emulate(commands::emulate::EmulateArgs),
     /// Manage Stripe webhook endpoints (real Stripe or the emulator).
     Endpoints(commands::endpoints::EndpointsArgs),
+    /// Ingest identity events listed at Stripe that never arrived as webhooks.
+    Reconcile(commands::reconcile::ReconcileArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -67,6 +69,7 @@ async fn run(cli: Cli) -> std::process::ExitCode {
             logging::init(idverdict::config::LogFormat::Human);
             commands::emulate::run(args).await
         }
+        Command::Reconcile(args) => commands::reconcile::run(args).await,
         Command::Endpoints(args) => {
             logging::init(idverdict::config::LogFormat::Human);
             commands::endpoints::run(args).await
