@@ -30,6 +30,8 @@ enum Command {
     Endpoints(commands::endpoints::EndpointsArgs),
     /// Ingest identity events listed at Stripe that never arrived as webhooks.
     Reconcile(commands::reconcile::ReconcileArgs),
+    /// Inspect the reactions outbox (callbacks, emails, bus messages) and redeliver.
+    Reactions(commands::reactions::ReactionsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,6 +75,10 @@ async fn run(cli: Cli) -> std::process::ExitCode {
         Command::Endpoints(args) => {
             logging::init(idverdict::config::LogFormat::Human);
             commands::endpoints::run(args).await
+        }
+        Command::Reactions(args) => {
+            logging::init(idverdict::config::LogFormat::Human);
+            commands::reactions::run(args).await
         }
     };
     match result {

@@ -5,5 +5,6 @@ pub mod emulate;
 pub mod endpoints;
 pub mod migrate;
 pub mod reconcile;
+pub mod reactions;
 pub mod serve;
 pub mod trigger;
