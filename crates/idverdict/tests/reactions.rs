@@ -103,6 +103,8 @@ enum Reply {
     Status(u16),
     Redirect,
     RetryAfter(u16, u64),
+    /// Answer 200, but only after this many milliseconds.
+    Slow(u64),
 }
 
 #[derive(Clone)]
@@ -143,6 +145,10 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
         s.script.pop_front().unwrap_or(fallback)
     };
     match reply {
+        Reply::Slow(ms) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            StatusCode::OK.into_response()
+        }
         Reply::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
         Reply::Redirect => (
             StatusCode::FOUND,
@@ -370,6 +376,32 @@ async fn ssrf_guard_refuses_loopback(backend: Backend) {
     assert_eq!(receiver.requests().len(), 0, "no request was made");
 }
 both_backends!(ssrf_guard_refuses_loopback);
+
+#[tokio::test]
+async fn a_slow_target_times_out_and_is_retried() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let store = db.store().await;
+    let (addr, receiver) = start_receiver(vec![Reply::Slow(3000)], Reply::Status(200)).await;
+    let mut config = callback_config(vec![format!("http://{addr}/cb")], true);
+    config.callbacks.timeout_secs = 1;
+    let ids = enqueue(&store, &decision("verified", "vs_slow", "u", None), &config).await;
+    let dispatcher = Dispatcher::new(store.clone(), config)
+        .await
+        .expect("dispatcher");
+    let started = Instant::now();
+    let row = drain_until(&dispatcher, &store, &ids[0], "delivered").await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2900),
+        "the timeout cut the wait"
+    );
+    assert_eq!(row.attempts, 2);
+    let attempts = store.reaction_attempts(&ids[0]).await.unwrap();
+    assert!(
+        attempts[0].error.as_deref().unwrap().contains("timed out"),
+        "{attempts:?}"
+    );
+    assert_eq!(receiver.requests().len(), 2);
+}
 
 // ------------------------------------------------------------------ email
 

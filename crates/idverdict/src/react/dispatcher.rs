@@ -138,7 +138,9 @@ impl Dispatcher {
         let recorder = tokio::spawn(record_loop(inner.store.clone(), results_rx));
         let mut backoff = Duration::from_millis(100);
         loop {
-            if *shutdown.borrow() {
+            // A dropped sender also means stop (and would otherwise make every
+            // `changed()` below return at once: a busy loop).
+            if *shutdown.borrow() || shutdown.has_changed().is_err() {
                 break;
             }
             // Wait for a free worker before claiming: a claim is a lease, and leasing more
