@@ -32,6 +32,8 @@ pub struct AppState {
     pub api_token: Option<Arc<str>>,
     pub policy: Policy,
     pub reactions: Arc<crate::react::ReactConfig>,
+    /// The Stripe API client, when a key is configured (session creation).
+    pub stripe: Option<Arc<crate::stripe_api::StripeClient>>,
     pub metrics: Metrics,
     pub body_limit: usize,
 }
@@ -49,6 +51,8 @@ pub enum StartError {
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("cannot set up the Stripe API client: {0}")]
+    Stripe(#[from] crate::stripe_api::StripeApiError),
     #[error("cannot start the reactions dispatcher: {0}")]
     Reactions(#[from] crate::react::ReactError),
 }
@@ -61,6 +65,8 @@ pub struct App {
     committer_task: tokio::task::JoinHandle<()>,
     processor: Processor,
     dispatcher: crate::react::Dispatcher,
+    /// Periodic reconciliation with Stripe's events list: (job, interval, look-back).
+    reconciler: Option<(crate::reconcile::Reconciler, Duration, Duration)>,
 }
 
 impl App {
@@ -84,6 +90,24 @@ impl App {
             Committer::spawn(store.clone(), wake.clone(), load.clone());
         let policy = config.policy.clone();
         let reactions = Arc::new(config.reactions.clone());
+        let stripe = config
+            .stripe
+            .as_ref()
+            .map(|s| crate::stripe_api::StripeClient::new(s).map(Arc::new))
+            .transpose()?;
+        let reconciler = stripe
+            .as_ref()
+            .zip(config.stripe.as_ref())
+            .map(|(client, s)| {
+                (
+                    crate::reconcile::Reconciler::new(store.clone(), client.clone())
+                        .with_wake(wake.clone()),
+                    s.reconcile_interval,
+                    s.reconcile_since,
+                )
+            });
+        let dispatcher =
+            crate::react::Dispatcher::new(store.clone(), config.reactions.clone()).await?;
         let state = AppState {
             store: store.clone(),
             committer,
@@ -91,6 +115,7 @@ impl App {
             api_token: config.api_token.as_deref().map(Arc::from),
             policy: policy.clone(),
             reactions: reactions.clone(),
+            stripe: stripe.clone(),
             metrics: Metrics::install(),
             body_limit: config.body_limit_bytes,
         };
@@ -107,8 +132,9 @@ impl App {
             router,
             store: store.clone(),
             committer_task,
-            processor: Processor::new(store.clone(), policy, reactions, wake, load),
-            dispatcher: crate::react::Dispatcher::new(store, config.reactions.clone()).await?,
+            processor: Processor::new(store, policy, reactions, wake, load, dispatcher.waker()),
+            dispatcher,
+            reconciler,
         })
     }
 
@@ -124,6 +150,9 @@ impl App {
     ) -> Result<(), StartError> {
         let (stop_processor, processor_stopped) = watch::channel(false);
         let processor = tokio::spawn(self.processor.run(processor_stopped.clone()));
+        let reconcile = self.reconciler.map(|(job, every, since)| {
+            tokio::spawn(job.run_periodically(every, since, processor_stopped.clone()))
+        });
         let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
@@ -134,6 +163,9 @@ impl App {
         let _ = stop_processor.send(true);
         let _ = processor.await;
         let _ = dispatcher.await;
+        if let Some(reconcile) = reconcile {
+            let _ = reconcile.await;
+        }
         self.store.close().await;
         served.map_err(StartError::Serve)
     }

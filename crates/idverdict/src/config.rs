@@ -30,6 +30,8 @@ pub struct Config {
     pub policy: crate::decide::Policy,
     /// Where decisions go: `[callbacks]`, `[email]`, `[nats]`, `[delivery]` (see `react::config`).
     pub reactions: crate::react::ReactConfig,
+    /// The Stripe API (`STRIPE_API_KEY`, `STRIPE_API_BASE`): session creation, reconciliation.
+    pub stripe: Option<crate::stripe_api::StripeSettings>,
     /// True when the secret and token were generated for local development.
     pub dev_mode: bool,
 }
@@ -54,6 +56,7 @@ impl std::fmt::Debug for Config {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("policy", &self.policy)
             .field("reactions", &self.reactions)
+            .field("stripe", &self.stripe.as_ref().map(|s| &s.api_base))
             .field("dev_mode", &self.dev_mode)
             .finish()
     }
@@ -122,6 +125,8 @@ pub enum ConfigError {
     Policy { message: String },
     #[error("invalid reactions configuration: {message}")]
     Reactions { message: String },
+    #[error("invalid Stripe API configuration: {message}")]
+    Stripe { message: String },
     #[error("cannot prepare the data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -209,6 +214,8 @@ impl Config {
             None => FileLayer::default(),
         };
         let reactions = reactions_config(&file, sources.env)?;
+        let stripe = crate::stripe_api::StripeSettings::from_env(sources.env)
+            .map_err(|message| ConfigError::Stripe { message })?;
         let env = |key: &'static str| -> Option<String> {
             SETTINGS
                 .iter()
@@ -343,6 +350,7 @@ impl Config {
             request_timeout_secs,
             policy,
             reactions,
+            stripe,
             dev_mode,
         })
     }

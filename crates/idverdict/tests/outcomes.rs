@@ -186,49 +186,50 @@ async fn users_end_in_the_policy_state_and_get_each_callback_once(backend: Backe
         })
     };
     wait_for(&received, all_arrived).await;
-    let r = received.lock().unwrap();
-    assert_eq!(r.bad_signatures, 0);
-    assert!(
-        r.accepted.values().all(|n| *n == 1),
-        "a webhook-id was accepted twice"
-    );
-    let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
-    for body in r.bodies.values() {
-        by_user
-            .entry(body["user"].as_str().unwrap().to_string())
-            .or_default()
-            .push(body["type"].as_str().unwrap().to_string());
-    }
-    for (user, state) in &expected {
-        let got = by_user.get(user).cloned().unwrap_or_default();
-        // Every flow ends in exactly one decision of its final state. The three-failure flow
-        // may also announce retry_allowed after its first and second failure, depending on
-        // how the events were batched — at most once each.
-        assert_eq!(
-            got.iter().filter(|t| *t == state).count(),
-            1,
-            "{user}: {got:?}"
-        );
-        let others: Vec<&String> = got.iter().filter(|t| *t != state).collect();
+    {
+        let r = received.lock().unwrap();
+        assert_eq!(r.bad_signatures, 0);
         assert!(
-            others.iter().all(|t| *t == "retry_allowed") && others.len() <= 2,
-            "{user}: {got:?}"
+            r.accepted.values().all(|n| *n == 1),
+            "a webhook-id was accepted twice"
         );
+        let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
+        for body in r.bodies.values() {
+            by_user
+                .entry(body["user"].as_str().unwrap().to_string())
+                .or_default()
+                .push(body["type"].as_str().unwrap().to_string());
+        }
+        for (user, state) in &expected {
+            let got = by_user.get(user).cloned().unwrap_or_default();
+            // Every flow ends in exactly one decision of its final state. The three-failure flow
+            // may also announce retry_allowed after its first and second failure, depending on
+            // how the events were batched — at most once each.
+            assert_eq!(
+                got.iter().filter(|t| *t == state).count(),
+                1,
+                "{user}: {got:?}"
+            );
+            let others: Vec<&String> = got.iter().filter(|t| *t != state).collect();
+            assert!(
+                others.iter().all(|t| *t == "retry_allowed") && others.len() <= 2,
+                "{user}: {got:?}"
+            );
+        }
+        let sample = r
+            .bodies
+            .values()
+            .find(|b| b["type"] == "retry_allowed")
+            .expect("a retry callback");
+        assert_eq!(sample["error_code"], "document_expired");
+        assert!(sample["explanation"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()));
+        assert_eq!(sample["next_step"], "retry");
+        assert!(sample["resume"]
+            .as_str()
+            .is_some_and(|s| s.contains("/verification_sessions")));
     }
-    let sample = r
-        .bodies
-        .values()
-        .find(|b| b["type"] == "retry_allowed")
-        .expect("a retry callback");
-    assert_eq!(sample["error_code"], "document_expired");
-    assert!(sample["explanation"]
-        .as_str()
-        .is_some_and(|s| !s.is_empty()));
-    assert_eq!(sample["next_step"], "retry");
-    assert!(sample["resume"]
-        .as_str()
-        .is_some_and(|s| s.contains("/verification_sessions")));
-    drop(r);
     app.stop().await;
 }
 both_backends!(users_end_in_the_policy_state_and_get_each_callback_once);
@@ -351,25 +352,26 @@ async fn reviews_approve_reject_and_allow_retry(backend: Backend) {
             >= 3
     })
     .await;
-    let r = received.lock().unwrap();
-    let approved = r
-        .bodies
-        .values()
-        .find(|b| b["type"] == "approved")
-        .expect("approved callback");
-    assert_eq!(
-        (
-            approved["user"].as_str(),
-            approved["reviewer"].as_str(),
-            approved["note"].as_str()
-        ),
-        (
-            Some("rev_a"),
-            Some("alice"),
-            Some("document checked by hand")
-        )
-    );
-    drop(r);
+    {
+        let r = received.lock().unwrap();
+        let approved = r
+            .bodies
+            .values()
+            .find(|b| b["type"] == "approved")
+            .expect("approved callback");
+        assert_eq!(
+            (
+                approved["user"].as_str(),
+                approved["reviewer"].as_str(),
+                approved["note"].as_str()
+            ),
+            (
+                Some("rev_a"),
+                Some("alice"),
+                Some("document checked by hand")
+            )
+        );
+    }
     app.stop().await;
 }
 both_backends!(reviews_approve_reject_and_allow_retry);

@@ -4,7 +4,7 @@ pub mod dev_loop;
 pub mod emulate;
 pub mod endpoints;
 pub mod migrate;
-pub mod reconcile;
 pub mod reactions;
+pub mod reconcile;
 pub mod serve;
 pub mod trigger;

@@ -69,6 +69,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         if !config.webhook_secrets.contains(&dev.secret) {
             config.webhook_secrets.push(dev.secret.clone());
         }
+        // The app API's Stripe calls (session creation, reconciliation) go to the emulator too,
+        // so the whole product works offline.
+        if config.stripe.is_none() {
+            config.stripe = Some(
+                idverdict::stripe_api::StripeSettings::new("sk_test_idverdict_dev", dev.base_url())
+                    .map_err(anyhow::Error::msg)?,
+            );
+        }
         Some(dev)
     } else {
         None

@@ -74,7 +74,7 @@ impl SessionsCtx {
         SessionsCtx {
             store: state.store.clone(),
             // Until AppState carries the client (lead): `stripe: state.stripe.clone(),`
-            stripe: None,
+            stripe: state.stripe.clone(),
             max_attempts: state.policy.max_attempts,
             document_options: None,
         }

@@ -301,7 +301,7 @@ mod tests {
     #[test]
     fn reviews_decide_and_allow_retry_releases_one_more_attempt() {
         let p = Policy::default();
-        let s = vec![session(
+        let s = [session(
             "vs_a",
             10,
             Outcome::RetryAllowed,
@@ -340,7 +340,7 @@ mod tests {
         let text = "[policy]\non_exhausted = \"alternative_required\"\nmax_attempts = 1\n";
         let value: toml::Value = toml::from_str(text).unwrap();
         let p = Policy::from_toml(value.get("policy")).unwrap();
-        let s = vec![session(
+        let s = [session(
             "vs_a",
             10,
             Outcome::RetryAllowed,

@@ -38,6 +38,7 @@ pub struct Processor {
     store: Store,
     policy: Policy,
     react: Arc<ReactConfig>,
+    reactions_due: Arc<Notify>,
     wake: Arc<Notify>,
     load: Arc<IngestLoad>,
 }
@@ -49,11 +50,13 @@ impl Processor {
         react: Arc<ReactConfig>,
         wake: Arc<Notify>,
         load: Arc<IngestLoad>,
+        reactions_due: Arc<Notify>,
     ) -> Processor {
         Processor {
             store,
             policy,
             react,
+            reactions_due,
             wake,
             load,
         }
@@ -122,8 +125,11 @@ impl Processor {
         if claimed.is_empty() {
             return Ok(0);
         }
-        self.apply_batch(&mut tx, &claimed).await?;
+        let decisions = self.apply_batch(&mut tx, &claimed).await?;
         tx.commit().await?;
+        if decisions > 0 {
+            self.reactions_due.notify_one();
+        }
         Ok(claimed.len())
     }
 
@@ -131,7 +137,12 @@ impl Processor {
     /// (events marked processed together with their effects) or not at all. The claimed rows
     /// are locked (SKIP LOCKED on PostgreSQL, the single writer on SQLite), so no other
     /// processor can hold them: each event is applied exactly once.
-    async fn apply_batch(&self, tx: &mut Tx, claimed: &[ClaimedEvent]) -> Result<(), StoreError> {
+    /// Returns how many decisions were made (their reactions are in the outbox).
+    async fn apply_batch(
+        &self,
+        tx: &mut Tx,
+        claimed: &[ClaimedEvent],
+    ) -> Result<usize, StoreError> {
         let parsed: Vec<(&ClaimedEvent, Option<Event>)> = claimed
             .iter()
             .map(|c| {
@@ -243,7 +254,7 @@ impl Processor {
             .copied()
             .filter(|r| r.is_redacted() && !redacted_before.contains(&r.id))
             .collect();
-        users::update_users(
+        let decisions = users::update_users(
             &self.store,
             tx,
             &self.policy,
@@ -253,7 +264,7 @@ impl Processor {
             now,
         )
         .await?;
-        Ok(())
+        Ok(decisions.len())
     }
 }
 

@@ -10,7 +10,7 @@ use stripe_webhook::ErrorCode;
 use crate::decide::user::{user_view, Review, ReviewAction, UserState, UserView};
 use crate::decide::{Policy, SessionRecord};
 use crate::react::{plan, Decision, ReactConfig};
-use crate::store::{Store, StoreError, StoredUser, Tx};
+use crate::store::{NewReview, Store, StoreError, StoredUser, Tx};
 
 /// States that tell someone something: entering one produces a decision.
 fn is_decision(state: UserState) -> bool {
@@ -207,12 +207,14 @@ pub async fn apply_review(
     store
         .insert_review(
             &mut tx,
-            user_ref,
-            action,
-            reviewer,
-            note,
-            review.session_id.as_deref(),
-            now_ms,
+            &NewReview {
+                user_ref,
+                action,
+                reviewer,
+                note,
+                session_id: review.session_id.as_deref(),
+                at_ms: now_ms,
+            },
         )
         .await?;
     let user = StoredUser {

@@ -19,6 +19,7 @@ pub use reactions::{
     Redeliver,
 };
 pub use sessions::{AttemptRow, HistoryRow};
+pub(crate) use users::NewReview;
 pub use users::{ReviewRow, StoredUser};
 
 use std::str::FromStr;

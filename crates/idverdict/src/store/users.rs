@@ -23,6 +23,16 @@ pub struct StoredUser {
     pub updated_at_ms: i64,
 }
 
+/// A review to record.
+pub(crate) struct NewReview<'a> {
+    pub user_ref: &'a str,
+    pub action: ReviewAction,
+    pub reviewer: &'a str,
+    pub note: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub at_ms: i64,
+}
+
 /// One recorded review.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ReviewRow {
@@ -33,15 +43,23 @@ pub struct ReviewRow {
     pub reviewed_at_ms: i64,
 }
 
-const USER_COLUMNS: &str = "user_ref, state, attempts_used, attempts_allowed, current_session, error_code, next_step, \
+const USER_COLUMNS: &str =
+    "user_ref, state, attempts_used, attempts_allowed, current_session, error_code, next_step, \
      state_since, review_action, review_session, review_attempts, updated_at";
 
 impl Store {
-    pub(crate) async fn load_users(&self, tx: &mut Tx, refs: &[&str]) -> Result<HashMap<String, StoredUser>, StoreError> {
+    pub(crate) async fn load_users(
+        &self,
+        tx: &mut Tx,
+        refs: &[&str],
+    ) -> Result<HashMap<String, StoredUser>, StoreError> {
         if refs.is_empty() {
             return Ok(HashMap::new());
         }
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_ref IN ({})", list(self.backend, refs.len(), 0));
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE user_ref IN ({})",
+            list(self.backend, refs.len(), 0)
+        );
         let mut query = sqlx::query(&sql);
         for r in refs {
             query = query.bind(*r);
@@ -55,7 +73,11 @@ impl Store {
     }
 
     /// Every session of these users.
-    pub(crate) async fn load_sessions_of_users(&self, tx: &mut Tx, refs: &[&str]) -> Result<Vec<SessionRecord>, StoreError> {
+    pub(crate) async fn load_sessions_of_users(
+        &self,
+        tx: &mut Tx,
+        refs: &[&str],
+    ) -> Result<Vec<SessionRecord>, StoreError> {
         if refs.is_empty() {
             return Ok(Vec::new());
         }
@@ -67,10 +89,19 @@ impl Store {
         for r in refs {
             query = query.bind(*r);
         }
-        query.fetch_all(&mut **tx).await?.iter().map(session_from_row).collect()
+        query
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(session_from_row)
+            .collect()
     }
 
-    pub(crate) async fn save_users(&self, tx: &mut Tx, users: &[&StoredUser]) -> Result<(), StoreError> {
+    pub(crate) async fn save_users(
+        &self,
+        tx: &mut Tx,
+        users: &[&StoredUser],
+    ) -> Result<(), StoreError> {
         if users.is_empty() {
             return Ok(());
         }
@@ -105,25 +136,25 @@ impl Store {
     pub(crate) async fn insert_review(
         &self,
         tx: &mut Tx,
-        user_ref: &str,
-        action: ReviewAction,
-        reviewer: &str,
-        note: Option<&str>,
-        session_id: Option<&str>,
-        at_ms: i64,
+        review: &NewReview<'_>,
     ) -> Result<(), StoreError> {
         let p = |i| self.backend.param(i);
         let sql = format!(
             "INSERT INTO user_reviews (user_ref, reviewed_at, action, reviewer, note, session_id) VALUES ({}, {}, {}, {}, {}, {})",
-            p(1), p(2), p(3), p(4), p(5), p(6)
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6)
         );
         sqlx::query(&sql)
-            .bind(user_ref)
-            .bind(at_ms)
-            .bind(action.as_str())
-            .bind(reviewer)
-            .bind(note)
-            .bind(session_id)
+            .bind(review.user_ref)
+            .bind(review.at_ms)
+            .bind(review.action.as_str())
+            .bind(review.reviewer)
+            .bind(review.note)
+            .bind(review.session_id)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -131,7 +162,10 @@ impl Store {
 
     pub async fn get_user(&self, user_ref: &str) -> Result<Option<StoredUser>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_ref = $1");
-        let row = sqlx::query(&sql).bind(user_ref).fetch_optional(&self.read).await?;
+        let row = sqlx::query(&sql)
+            .bind(user_ref)
+            .fetch_optional(&self.read)
+            .await?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -173,7 +207,8 @@ fn user_from_row(r: &AnyRow) -> Result<StoredUser, StoreError> {
     Ok(StoredUser {
         user_ref: r.try_get("user_ref")?,
         view: UserView {
-            state: UserState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown user state `{state}`")))?,
+            state: UserState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown user state `{state}`")))?,
             attempts_used: count(r.try_get("attempts_used")?),
             attempts_allowed: count(r.try_get("attempts_allowed")?),
             current_session: r.try_get("current_session")?,
@@ -181,11 +216,14 @@ fn user_from_row(r: &AnyRow) -> Result<StoredUser, StoreError> {
             next_step: next_step.as_deref().and_then(NextStep::parse),
         },
         state_since_ms: r.try_get("state_since")?,
-        review: review_action.as_deref().and_then(ReviewAction::parse).map(|action| Review {
-            action,
-            session_id: r.try_get("review_session").ok().flatten(),
-            attempts_at_review: count(review_attempts.unwrap_or(0)),
-        }),
+        review: review_action
+            .as_deref()
+            .and_then(ReviewAction::parse)
+            .map(|action| Review {
+                action,
+                session_id: r.try_get("review_session").ok().flatten(),
+                attempts_at_review: count(review_attempts.unwrap_or(0)),
+            }),
         updated_at_ms: r.try_get("updated_at")?,
     })
 }
