@@ -22,6 +22,7 @@ pub fn app_routes(state: AppState) -> Router<AppState> {
             "/v1/reviews/{user_ref}",
             axum::routing::post(reviews::decide),
         )
+        .merge(user_sessions::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             auth::require_token,
