@@ -30,6 +30,9 @@ enum Command {
     Endpoints(commands::endpoints::EndpointsArgs),
     /// Ingest identity events listed at Stripe that never arrived as webhooks.
     Reconcile(commands::reconcile::ReconcileArgs),
+    /// Ask Stripe to redact every verification session of one user (idverdict deletes its
+    /// copy when the `redacted` events arrive).
+    Redact(commands::redact::RedactArgs),
     /// Inspect the reactions outbox (callbacks, emails, bus messages) and redeliver.
     Reactions(commands::reactions::ReactionsArgs),
 }
@@ -72,6 +75,7 @@ async fn run(cli: Cli) -> std::process::ExitCode {
             commands::emulate::run(args).await
         }
         Command::Reconcile(args) => commands::reconcile::run(args).await,
+        Command::Redact(args) => commands::redact::run(args).await,
         Command::Endpoints(args) => {
             logging::init(idverdict::config::LogFormat::Human);
             commands::endpoints::run(args).await

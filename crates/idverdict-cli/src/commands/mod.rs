@@ -6,5 +6,6 @@ pub mod endpoints;
 pub mod migrate;
 pub mod reactions;
 pub mod reconcile;
+pub mod redact;
 pub mod serve;
 pub mod trigger;
