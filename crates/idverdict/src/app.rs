@@ -97,7 +97,7 @@ impl App {
             .transpose()?;
         let reconciler = stripe
             .as_ref()
-            .zip(config.stripe.as_ref())
+            .zip(config.stripe.as_ref().filter(|s| s.reconcile_in_serve))
             .map(|(client, s)| {
                 (
                     crate::reconcile::Reconciler::new(store.clone(), client.clone())
@@ -132,7 +132,8 @@ impl App {
             router,
             store: store.clone(),
             committer_task,
-            processor: Processor::new(store, policy, reactions, wake, load, dispatcher.waker()),
+            processor: Processor::new(store, policy, reactions, wake, load, dispatcher.waker())
+                .with_stripe(stripe.clone()),
             dispatcher,
             reconciler,
         })

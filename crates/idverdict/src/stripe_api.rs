@@ -40,6 +40,9 @@ pub struct StripeSettings {
     pub reconcile_interval: Duration,
     /// How far back each reconciliation looks (bounded by Stripe's 30 days).
     pub reconcile_since: Duration,
+    /// `IDVERDICT_RECONCILE=off` turns the periodic job inside `serve` off (for example when
+    /// `idverdict reconcile` runs from a scheduler instead).
+    pub reconcile_in_serve: bool,
 }
 
 impl fmt::Debug for StripeSettings {
@@ -74,6 +77,7 @@ impl StripeSettings {
             api_base,
             reconcile_interval: Duration::from_secs(DEFAULT_RECONCILE_INTERVAL_SECS),
             reconcile_since: Duration::from_secs(DEFAULT_RECONCILE_SINCE_SECS),
+            reconcile_in_serve: true,
         })
     }
 
@@ -119,6 +123,15 @@ impl StripeSettings {
             "IDVERDICT_RECONCILE_SINCE_SECS",
             DEFAULT_RECONCILE_SINCE_SECS,
         )?);
+        settings.reconcile_in_serve = match get("IDVERDICT_RECONCILE").as_deref() {
+            None | Some("on") | Some("true") => true,
+            Some("off") | Some("false") => false,
+            Some(other) => {
+                return Err(format!(
+                    "IDVERDICT_RECONCILE must be on or off (got `{other}`)"
+                ))
+            }
+        };
         Ok(Some(settings))
     }
 }

@@ -4,6 +4,7 @@
 //! processing loses nothing: the batch's transaction rolls back and the next start (or
 //! another instance) picks the events up.
 
+mod latest;
 mod users;
 
 pub use users::{apply_review, ReviewOutcome};
@@ -12,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use stripe_webhook::Event;
+use stripe_webhook::{Event, VerificationSession};
 use tokio::sync::{watch, Notify};
 
 use crate::decide::SessionRecord;
@@ -38,6 +39,8 @@ pub struct Processor {
     store: Store,
     policy: Policy,
     react: Arc<ReactConfig>,
+    /// Set when a Stripe key is configured: fetch-latest before each batch.
+    stripe: Option<Arc<crate::stripe_api::StripeClient>>,
     reactions_due: Arc<Notify>,
     wake: Arc<Notify>,
     load: Arc<IngestLoad>,
@@ -56,10 +59,20 @@ impl Processor {
             store,
             policy,
             react,
+            stripe: None,
             reactions_due,
             wake,
             load,
         }
+    }
+
+    /// Decide on Stripe's current truth: retrieve each session before applying its events.
+    pub fn with_stripe(
+        mut self,
+        client: Option<Arc<crate::stripe_api::StripeClient>>,
+    ) -> Processor {
+        self.stripe = client;
+        self
     }
 
     /// Wait while the receiver is busy (bounded by MAX_DEFERRAL): the single SQLite writer
@@ -120,12 +133,20 @@ impl Processor {
     /// Claim and apply one batch. Returns how many events were claimed. Tests call this to
     /// drain the queue deterministically.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
+        // Network first, outside the transaction: the writer is never held across a call to Stripe.
+        let (latest, up_to) = match &self.stripe {
+            Some(client) => latest::prefetch(&self.store, client, BATCH).await?,
+            None => (HashMap::new(), None),
+        };
+        if self.stripe.is_some() && up_to.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.store.begin().await?;
-        let claimed = self.store.claim_events(&mut tx, BATCH).await?;
+        let claimed = self.store.claim_events(&mut tx, BATCH, up_to).await?;
         if claimed.is_empty() {
             return Ok(0);
         }
-        let decisions = self.apply_batch(&mut tx, &claimed).await?;
+        let decisions = self.apply_batch(&mut tx, &claimed, &latest).await?;
         tx.commit().await?;
         if decisions > 0 {
             self.reactions_due.notify_one();
@@ -142,6 +163,7 @@ impl Processor {
         &self,
         tx: &mut Tx,
         claimed: &[ClaimedEvent],
+        latest: &HashMap<String, VerificationSession>,
     ) -> Result<usize, StoreError> {
         let parsed: Vec<(&ClaimedEvent, Option<Event>)> = claimed
             .iter()
@@ -221,6 +243,46 @@ impl Processor {
                 },
             };
             by_outcome.entry(outcome).or_default().push(claim.seq);
+        }
+
+        // Fetch-latest: fold Stripe's current snapshot in after the batch's own events.
+        for id in &session_ids {
+            let (Some(fetched), Some(current)) = (latest.get(*id), sessions.get(*id)) else {
+                continue;
+            };
+            let newest_in_batch = parsed
+                .iter()
+                .filter_map(|(_, e)| e.as_ref())
+                .filter(|e| claim_session_id(e) == *id)
+                .map(|e| e.created)
+                .max()
+                .unwrap_or(i64::MIN);
+            let Some(snapshot) =
+                latest::as_event(fetched, current.status_event_created.max(newest_in_batch))
+            else {
+                continue;
+            };
+            let keys = attempt_keys.entry(fetched.id.clone()).or_default();
+            if fetched.last_verification_report.is_some() {
+                if let Some((key, code)) = decide::attempt_key(&snapshot, fetched, &self.policy) {
+                    if keys.insert(key.clone()) {
+                        new_attempts.push(NewAttempt {
+                            session_id: fetched.id.clone(),
+                            key,
+                            code,
+                            event_created: snapshot.created,
+                        });
+                    }
+                }
+            }
+            let attempts = u32::try_from(keys.len()).unwrap_or(u32::MAX);
+            let (record, effect) =
+                decide::apply(Some(current), &snapshot, fetched, attempts, &self.policy);
+            tracing::debug!(session = %record.id, effect = effect.as_str(), outcome = record.outcome.as_str(), "applied Stripe's current session");
+            if !changed.contains(&record.id) {
+                changed.push(record.id.clone());
+            }
+            sessions.insert(record.id.clone(), record);
         }
 
         let now = now_ms();

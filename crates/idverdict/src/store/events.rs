@@ -107,13 +107,24 @@ impl Store {
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         limit: i64,
+        up_to_seq: Option<i64>,
     ) -> Result<Vec<ClaimedEvent>, StoreError> {
         let skip_locked = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let sql = format!("SELECT seq, id, payload FROM events WHERE processed_at IS NULL ORDER BY seq LIMIT $1{skip_locked}");
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&mut **tx).await?;
+        // `up_to_seq`: fetch-latest looked at the events up to here before the transaction;
+        // later arrivals wait for the next batch (and their own fetch).
+        let sql = format!(
+            "SELECT seq, id, payload FROM events WHERE processed_at IS NULL AND seq <= {} ORDER BY seq LIMIT {}{skip_locked}",
+            self.backend.param(1),
+            self.backend.param(2)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(up_to_seq.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?;
         rows.into_iter()
             .map(|row| {
                 Ok(ClaimedEvent {
@@ -172,4 +183,36 @@ fn stored_event(r: &sqlx::any::AnyRow) -> Result<StoredEvent, sqlx::Error> {
         processed_at_ms: r.try_get("processed_at")?,
         outcome: r.try_get("outcome")?,
     })
+}
+
+impl Store {
+    /// Peek (read-only) at the next `limit` unprocessed events: the identity sessions they
+    /// are about, and the last `seq` looked at — for fetch-latest before the transaction.
+    pub async fn peek_unprocessed(
+        &self,
+        limit: i64,
+    ) -> Result<(Vec<String>, Option<i64>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, type, object_id FROM events WHERE processed_at IS NULL ORDER BY seq LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        let mut ids = Vec::new();
+        let mut last = None;
+        for row in rows {
+            let seq: i64 = row.try_get("seq")?;
+            let event_type: String = row.try_get("type")?;
+            let object: Option<String> = row.try_get("object_id")?;
+            last = Some(seq);
+            if let Some(id) =
+                object.filter(|_| event_type.starts_with("identity.verification_session."))
+            {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        Ok((ids, last))
+    }
 }
