@@ -32,6 +32,7 @@ use stripe_webhook::VerificationSession;
 
 use super::sessions::storage_error;
 use crate::app::AppState;
+use crate::decide::user::{UserState, UserView};
 use crate::decide::SessionRecord;
 use crate::ingest::webhook::error;
 use crate::store::Store;
@@ -281,6 +282,19 @@ pub fn creation_rule(sessions: &[SessionFacts], max_attempts: u32) -> Creation {
     }
 }
 
+/// Refusals that follow from the user's state alone.
+fn user_refusal(user: &UserView) -> Option<Refusal> {
+    match user.state {
+        UserState::Verified | UserState::Approved => Some(Refusal::UserVerified),
+        UserState::Rejected => Some(Refusal::UserRejected),
+        UserState::NeedsReview => Some(Refusal::UnderReview),
+        UserState::AlternativeRequired => Some(Refusal::AlternativeRequired),
+        UserState::None | UserState::Pending | UserState::RetryAllowed | UserState::Canceled => {
+            None
+        }
+    }
+}
+
 /// idverdict's records merged with Stripe's list: Stripe's status is the fresher one; outcome
 /// and attempts only idverdict knows.
 fn merge_facts(local: &[SessionRecord], remote: &[VerificationSession]) -> Vec<SessionFacts> {
@@ -352,11 +366,37 @@ async fn create(ctx: &SessionsCtx, user_ref: &str, body: &[u8]) -> Response {
         Ok(sessions) => sessions,
         Err(e) => return stripe_error(e),
     };
+    // The user's decision state (reviews included) settles what the sessions alone cannot:
+    // an approved or rejected user, and the attempts an `allow_retry` review granted.
+    let user = match ctx.store.get_user(user_ref).await {
+        Ok(user) => user.map(|u| u.view),
+        Err(e) => return storage_error(e),
+    };
+    if let Some(refusal) = user.as_ref().and_then(user_refusal) {
+        tracing::info!(code = refusal.code(), "verification session refused");
+        return error(StatusCode::CONFLICT, refusal.code(), refusal.message());
+    }
+    let max_attempts = user
+        .as_ref()
+        .map(|u| u.attempts_allowed)
+        .unwrap_or(ctx.max_attempts);
     let mut facts = merge_facts(&local, &remote);
+    if user
+        .as_ref()
+        .is_some_and(|u| u.state == UserState::RetryAllowed)
+    {
+        // A reviewer released the user (`allow_retry`): the session that was waiting for
+        // review may be resubmitted.
+        for fact in &mut facts {
+            if fact.outcome.as_deref() == Some("needs_review") {
+                fact.outcome = Some("retry_allowed".to_string());
+            }
+        }
+    }
     // A reused session may have moved on since it was listed; decide again with its new status
     // (bounded: each round settles one session).
     for _ in 0..3 {
-        match creation_rule(&facts, ctx.max_attempts) {
+        match creation_rule(&facts, max_attempts) {
             Creation::Refuse(refusal) => {
                 tracing::info!(code = refusal.code(), "verification session refused");
                 return error(StatusCode::CONFLICT, refusal.code(), refusal.message());

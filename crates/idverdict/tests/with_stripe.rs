@@ -1,0 +1,176 @@
+//! The service with a Stripe API configured (the emulator here): fetch-latest overrules a
+//! stale snapshot, and session creation follows the user's state and reviews.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use idverdict::synth::{self, Kind, Spec};
+use stripe_emulator::EmulatorConfig;
+
+const KEY: &str = "sk_test_fetch_latest";
+
+async fn a_stale_snapshot_is_overruled_by_stripes_current_session(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emu = stripe_emulator::spawn(
+        listener,
+        EmulatorConfig {
+            data_dir: dir.path().to_path_buf(),
+            time_scale: 0.001,
+            processing_delay: Duration::from_millis(10),
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    // A session the user completed successfully at Stripe (no webhook endpoint registered:
+    // nothing is delivered by the emulator itself).
+    let created: serde_json::Value = http
+        .post(format!(
+            "{}/v1/identity/verification_sessions",
+            emu.base_url()
+        ))
+        .bearer_auth(KEY)
+        .form(&[("type", "document"), ("client_reference_id", "fl_user")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
+    let verified = http
+        .post(format!(
+            "{}/v1/test_helpers/identity/verification_sessions/{id}/verify",
+            emu.base_url()
+        ))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(verified.status(), 200);
+
+    let db = TestDb::new(backend).await;
+    let base = emu.base_url().to_string();
+    let app = TestApp::start(&config_with(
+        &db,
+        &[SECRET],
+        &[
+            ("STRIPE_API_KEY", KEY),
+            ("STRIPE_API_BASE", base.as_str()),
+            ("IDVERDICT_RECONCILE", "off"),
+        ],
+    ))
+    .await;
+    // Only a stale `processing` snapshot arrives (the later events are "lost").
+    let mut spec = Spec::new(Kind::Processing, &id, now() - 10);
+    spec.user_ref = Some("fl_user".into());
+    assert_eq!(app.deliver_signed(&synth::event_bytes(&spec)).await.0, 200);
+    drain(&db.store().await).await;
+
+    let (_, session) = app.get(&format!("/v1/verification_sessions/{id}")).await;
+    assert_eq!(session["status"], "verified", "{session}");
+    // Only our one event was received (reconciliation is off): the verdict came from Stripe.
+    assert_eq!(
+        session["history"].as_array().map(Vec::len),
+        Some(1),
+        "{session}"
+    );
+    assert_eq!(session["outcome"], "verified");
+    let (_, user) = app.get("/v1/users/fl_user").await;
+    assert_eq!(user["state"], "verified", "{user}");
+    app.stop().await;
+    emu.shutdown().await.unwrap();
+}
+both_backends!(a_stale_snapshot_is_overruled_by_stripes_current_session);
+
+/// Session creation follows the user's state: under review → 409; after a reviewer's
+/// `allow_retry` the app gets the same session back to resubmit.
+async fn allow_retry_lets_the_app_resume_the_session(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emu = stripe_emulator::spawn(
+        listener,
+        EmulatorConfig {
+            data_dir: dir.path().to_path_buf(),
+            time_scale: 0.001,
+            processing_delay: Duration::from_millis(10),
+            ..EmulatorConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let db = TestDb::new(backend).await;
+    let base = emu.base_url().to_string();
+    // Events reach idverdict through reconciliation every second (no webhook endpoint).
+    let app = TestApp::start(&config_with(
+        &db,
+        &[SECRET],
+        &[
+            ("STRIPE_API_KEY", KEY),
+            ("STRIPE_API_BASE", base.as_str()),
+            ("IDVERDICT_RECONCILE_INTERVAL_SECS", "1"),
+        ],
+    ))
+    .await;
+    let create = || {
+        app.http
+            .post(app.url("/v1/users/rv_user/verification_sessions"))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    let res = create().await.unwrap();
+    assert_eq!(res.status(), 201);
+    let first: serde_json::Value = res.json().await.unwrap();
+    let id = first["id"].as_str().unwrap().to_string();
+    let failed = app
+        .http
+        .post(format!(
+            "{base}/v1/test_helpers/identity/verification_sessions/{id}/require_input"
+        ))
+        .bearer_auth(KEY)
+        .form(&[("last_error[code]", "selfie_manipulated")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 200);
+
+    let mut user = serde_json::Value::Null;
+    for _ in 0..200 {
+        user = app.get("/v1/users/rv_user").await.1;
+        if user["state"] == "needs_review" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(user["state"], "needs_review", "{user}");
+    let refused = create().await.unwrap();
+    assert_eq!(refused.status(), 409);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "under_review");
+
+    let review = app
+        .http
+        .post(app.url("/v1/reviews/rv_user"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"action": "allow_retry", "reviewer": "rita"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(review.status(), 200);
+    let resumed = create().await.unwrap();
+    assert_eq!(resumed.status(), 200);
+    let body: serde_json::Value = resumed.json().await.unwrap();
+    assert_eq!(
+        (body["id"].as_str(), body["reused"].as_bool()),
+        (Some(id.as_str()), Some(true)),
+        "{body}"
+    );
+    assert!(body["url"].is_string() && body["client_secret"].is_string());
+    app.stop().await;
+    emu.shutdown().await.unwrap();
+}
+both_backends!(allow_retry_lets_the_app_resume_the_session);
