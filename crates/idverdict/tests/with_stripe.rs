@@ -11,7 +11,8 @@ use stripe_emulator::EmulatorConfig;
 
 const KEY: &str = "sk_test_fetch_latest";
 
-async fn a_stale_snapshot_is_overruled_by_stripes_current_session(backend: Backend) {
+/// The emulator on a free port with a fresh data directory (kept alive by the second value).
+async fn start_emulator() -> (stripe_emulator::EmulatorHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let emu = stripe_emulator::spawn(
@@ -25,6 +26,11 @@ async fn a_stale_snapshot_is_overruled_by_stripes_current_session(backend: Backe
     )
     .await
     .unwrap();
+    (emu, dir)
+}
+
+async fn a_stale_snapshot_is_overruled_by_stripes_current_session(backend: Backend) {
+    let (emu, _dir) = start_emulator().await;
     let http = reqwest::Client::new();
     // A session the user completed successfully at Stripe (no webhook endpoint registered:
     // nothing is delivered by the emulator itself).
@@ -90,19 +96,7 @@ both_backends!(a_stale_snapshot_is_overruled_by_stripes_current_session);
 /// Session creation follows the user's state: under review → 409; after a reviewer's
 /// `allow_retry` the app gets the same session back to resubmit.
 async fn allow_retry_lets_the_app_resume_the_session(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let emu = stripe_emulator::spawn(
-        listener,
-        EmulatorConfig {
-            data_dir: dir.path().to_path_buf(),
-            time_scale: 0.001,
-            processing_delay: Duration::from_millis(10),
-            ..EmulatorConfig::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (emu, _dir) = start_emulator().await;
     let db = TestDb::new(backend).await;
     let base = emu.base_url().to_string();
     // Events reach idverdict through reconciliation every second (no webhook endpoint).

@@ -2,9 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
-use idverdict::store::{redact_url, Store};
+use idverdict::store::redact_url;
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -20,13 +19,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let config = super::serve::load_config(args.config.as_deref(), None, args.data_dir.as_deref())?;
     crate::logging::init(config.log_format);
     let url = redact_url(&config.database_url);
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("migrating {url}"))?;
+    let store = super::open_store(&config).await?;
     println!("migrations applied to {url}");
     store.close().await;
     Ok(())

@@ -9,8 +9,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use idverdict::reconcile::Reconciler;
-use idverdict::store::{redact_url, Store};
-use idverdict::stripe_api::{StripeClient, StripeSettings};
 
 #[derive(Debug, Args)]
 pub struct ReconcileArgs {
@@ -29,19 +27,8 @@ pub struct ReconcileArgs {
 pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     let config = super::serve::load_config(args.config.as_deref(), None, args.data_dir.as_deref())?;
     crate::logging::init(config.log_format);
-    let env = |k: &str| std::env::var(k).ok();
-    let settings = StripeSettings::from_env(&env)
-        .map_err(anyhow::Error::msg)?
-        .context("STRIPE_API_KEY is not set: reconcile needs a Stripe key (any sk_test_… for the emulator, with STRIPE_API_BASE)")?;
-    let client = StripeClient::new(&settings)?;
-    let url = redact_url(&config.database_url);
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("migrating {url}"))?;
+    let (client, settings) = super::stripe_client(&config, "reconcile")?;
+    let store = super::open_store(&config).await?;
     let result = Reconciler::new(store.clone(), Arc::new(client))
         .run_once(args.since)
         .await;

@@ -14,8 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use idverdict::store::{redact_url, Store};
-use idverdict::stripe_api::{StripeClient, StripeSettings};
+use idverdict::store::redact_url;
 use stripe_webhook::{RedactionStatus, VerificationSession};
 
 #[derive(Debug, Args)]
@@ -76,20 +75,10 @@ pub async fn run(args: RedactArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!user.is_empty(), "--user must not be empty");
     let config = super::serve::load_config(args.config.as_deref(), None, args.data_dir.as_deref())?;
     crate::logging::init(config.log_format);
-    let env = |k: &str| std::env::var(k).ok();
-    let settings = StripeSettings::from_env(&env)
-        .map_err(anyhow::Error::msg)?
-        .context("STRIPE_API_KEY is not set: redact needs a Stripe key (any sk_test_… for the emulator, with STRIPE_API_BASE)")?;
-    let client = StripeClient::new(&settings)?;
+    let (client, settings) = super::stripe_client(&config, "redact")?;
 
     let url = redact_url(&config.database_url);
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("migrating {url}"))?;
+    let store = super::open_store(&config).await?;
     let local = store.sessions_for_user(user).await;
     store.close().await;
     let local = local.with_context(|| format!("reading the user's sessions from {url}"))?;
