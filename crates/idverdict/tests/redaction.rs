@@ -1,0 +1,322 @@
+//! Redaction across everything: with callbacks (one target healthy, one failing so reactions
+//! stay pending) and email (a real aiosmtpd sink) configured, sessions whose metadata carries a
+//! user's email address and name produce decisions and reactions; then
+//! `identity.verification_session.redacted` arrives for each session. Afterwards every text and
+//! blob column of every table is dumped and searched for the personal values: none may remain.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use axum::routing::post;
+use common::*;
+use idverdict::synth::{self, Kind, Spec};
+use sqlx::{AnyConnection, Row};
+
+const CALLBACK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const EMAIL: &str = "jane.private@example.com";
+const NAME: &str = "Jane Q. Private";
+/// Every value that must be gone after redaction (the address's local part on its own too:
+/// it would survive a naive replace of the full address).
+const PERSONAL: &[&str] = &[EMAIL, "jane.private", NAME, "Q. Private"];
+const USER: &str = "user_red";
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// aiosmtpd in a subprocess (killed when dropped); writes each mail as JSON into `dir`.
+struct SmtpSink {
+    port: u16,
+    dir: tempfile::TempDir,
+    _child: tokio::process::Child,
+}
+
+impl SmtpSink {
+    async fn start() -> SmtpSink {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/test (it creates .venv with aiosmtpd)",
+            python.display()
+        );
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
+        let dir = tempfile::tempdir().expect("mail dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let mut child = tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start aiosmtpd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("aiosmtpd did not start in time")
+            .expect("read aiosmtpd output");
+        assert_eq!(ready.as_deref(), Some("READY"), "aiosmtpd failed to start");
+        SmtpSink {
+            port,
+            dir,
+            _child: child,
+        }
+    }
+
+    fn count(&self) -> usize {
+        std::fs::read_dir(self.dir.path())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// `/ok` accepts, `/down` always answers 500 (its reactions stay pending).
+async fn start_receiver() -> (SocketAddr, Arc<Mutex<u32>>) {
+    let accepted = Arc::new(Mutex::new(0u32));
+    let counter = accepted.clone();
+    let app = axum::Router::new()
+        .route(
+            "/ok",
+            post(move || {
+                let counter = counter.clone();
+                async move {
+                    *counter.lock().unwrap() += 1;
+                    StatusCode::OK
+                }
+            }),
+        )
+        .route(
+            "/down",
+            post(|| async { StatusCode::INTERNAL_SERVER_ERROR }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, accepted)
+}
+
+fn personal_event(kind: Kind, session: &str, created: i64, code: Option<&str>) -> Vec<u8> {
+    let mut spec = Spec::new(kind, session, created);
+    spec.user_ref = Some(USER.to_string());
+    spec.session_created = created - 100;
+    spec.error_code = code.map(str::to_string);
+    if code.is_some() {
+        spec.report_id = Some(format!("vr_{session}"));
+    }
+    // Stripe's redacted event carries the session after redaction: no personal metadata.
+    if kind != Kind::Redacted {
+        spec.metadata = vec![
+            ("email".to_string(), EMAIL.to_string()),
+            ("name".to_string(), NAME.to_string()),
+        ];
+    }
+    synth::event_bytes(&spec)
+}
+
+/// Every text/blob cell of every table, as `(table.column, value)`.
+async fn dump(conn: &mut AnyConnection, backend: Backend) -> Vec<(String, String)> {
+    // (table, column, read as bytes?)
+    let columns: Vec<(String, String, bool)> = match backend {
+        Backend::Postgres => sqlx::query(
+            "SELECT table_name::text, column_name::text, data_type::text \
+             FROM information_schema.columns WHERE table_schema = 'public' \
+             AND data_type IN ('text', 'character varying', 'character', 'bytea', 'json', 'jsonb')",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .expect("columns")
+        .iter()
+        .map(|r| {
+            (
+                r.get::<String, _>(0),
+                r.get::<String, _>(1),
+                r.get::<String, _>(2) == "bytea",
+            )
+        })
+        .collect(),
+        Backend::Sqlite => {
+            let tables: Vec<String> = sqlx::query(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .expect("tables")
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+            let mut cols = Vec::new();
+            for t in tables {
+                // Every column: SQLite is dynamically typed, so each is read as bytes.
+                let rows = sqlx::query(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .expect("table info");
+                for r in rows {
+                    cols.push((t.clone(), r.get::<String, _>(0), true));
+                }
+            }
+            cols
+        }
+    };
+    assert!(columns.len() > 10, "found too few columns: {columns:?}");
+    let mut cells = Vec::new();
+    for (table, column, bytes) in columns {
+        let sql = match (backend, bytes) {
+            (Backend::Postgres, false) => {
+                format!("SELECT \"{column}\"::text FROM \"{table}\" WHERE \"{column}\" IS NOT NULL")
+            }
+            (Backend::Postgres, true) => {
+                format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL")
+            }
+            (Backend::Sqlite, _) => format!(
+                "SELECT CAST(\"{column}\" AS BLOB) FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"
+            ),
+        };
+        let rows = sqlx::query(&sql)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        for r in rows {
+            let value = if bytes {
+                let raw: Vec<u8> = r.try_get(0).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                String::from_utf8_lossy(&raw).into_owned()
+            } else {
+                r.try_get::<String, _>(0)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            };
+            cells.push((format!("{table}.{column}"), value));
+        }
+    }
+    cells
+}
+
+fn leaks(cells: &[(String, String)]) -> Vec<String> {
+    cells
+        .iter()
+        .flat_map(|(place, value)| {
+            PERSONAL
+                .iter()
+                .filter(|p| value.contains(*p))
+                .map(move |p| format!("{place} contains {p:?}: {value}"))
+        })
+        .collect()
+}
+
+async fn nothing_personal_survives_redaction(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sink = SmtpSink::start().await;
+    let (receiver, accepted) = start_receiver().await;
+    let urls = format!("http://{receiver}/ok,http://{receiver}/down");
+    let port = sink.port.to_string();
+    let config = config_with(
+        &db,
+        &[SECRET],
+        &[
+            ("IDVERDICT_CALLBACK_URLS", urls.as_str()),
+            ("IDVERDICT_CALLBACK_SECRETS", CALLBACK_SECRET),
+            // The failing target's reactions wait an hour after their first failure: pending.
+            ("IDVERDICT_RETRY_SCHEDULE", "20ms,1h"),
+            ("IDVERDICT_ALLOW_PRIVATE_TARGETS", "true"),
+            ("IDVERDICT_SMTP_HOST", "127.0.0.1"),
+            ("IDVERDICT_SMTP_PORT", port.as_str()),
+            ("IDVERDICT_SMTP_TLS", "none"),
+            ("IDVERDICT_SMTP_FROM", "Acme Identity <identity@acme.test>"),
+            ("IDVERDICT_EMAIL_METADATA_KEY", "email"),
+        ],
+    );
+    let app = TestApp::start(&config).await;
+    let store = db.store().await;
+    let t = now() - 600;
+    // vs_red1 fails once (retry_allowed: callback + mail), vs_red2 is then verified
+    // (verified: callback + mail).
+    // Decided one at a time (a batch holding both would only announce the final verdict).
+    for batch in [
+        vec![
+            personal_event(Kind::Created, "vs_red1", t, None),
+            personal_event(
+                Kind::RequiresInput,
+                "vs_red1",
+                t + 10,
+                Some("document_expired"),
+            ),
+        ],
+        vec![
+            personal_event(Kind::Created, "vs_red2", t + 100, None),
+            personal_event(Kind::Processing, "vs_red2", t + 110, None),
+            personal_event(Kind::Verified, "vs_red2", t + 120, None),
+        ],
+    ] {
+        for body in batch {
+            assert_eq!(app.deliver_signed(&body).await.0, 200);
+        }
+        drain(&store).await;
+    }
+    let (_, u) = app.get(&format!("/v1/users/{USER}")).await;
+    assert_eq!(u["state"], "verified", "{u}");
+
+    // Mail went out to the user, the healthy target got its callbacks, the failing target's
+    // reactions are pending: personal data is now in every corner.
+    let deadline = Instant::now() + PATIENCE;
+    while sink.count() < 2 || *accepted.lock().unwrap() < 2 {
+        if Instant::now() > deadline {
+            let rows = store
+                .list_reactions(&Default::default())
+                .await
+                .expect("reactions");
+            panic!(
+                "reactions were not delivered: {} mails, {} callbacks; {:#?}",
+                sink.count(),
+                accepted.lock().unwrap(),
+                rows.iter()
+                    .map(|r| (&r.kind, &r.target, &r.decision, &r.state, &r.last_error))
+                    .collect::<Vec<_>>()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut conn = db.raw().await;
+    let before = leaks(&dump(&mut conn, backend).await);
+    assert!(
+        before.iter().any(|l| l.contains(EMAIL)),
+        "the test must start with personal data stored: {before:?}"
+    );
+    let pending = count(
+        &mut conn,
+        "SELECT COUNT(*) FROM reactions WHERE state IN ('pending', 'sending')",
+    )
+    .await;
+    assert!(pending > 0, "some reactions must still be pending");
+
+    for (i, vs) in ["vs_red1", "vs_red2"].iter().enumerate() {
+        let body = personal_event(Kind::Redacted, vs, t + 200 + i as i64, None);
+        assert_eq!(app.deliver_signed(&body).await.0, 200);
+    }
+    drain(&store).await;
+
+    let cells = dump(&mut conn, backend).await;
+    let left = leaks(&cells);
+    assert!(
+        left.is_empty(),
+        "personal data survived redaction:\n{}",
+        left.join("\n")
+    );
+    // What is kept: ids, statuses, codes.
+    let (_, u) = app.get(&format!("/v1/users/{USER}")).await;
+    assert_eq!(u["state"], "verified", "{u}");
+    assert!(cells.iter().any(|(_, v)| v.contains("vs_red1")));
+    assert!(cells.iter().any(|(_, v)| v.contains("document_expired")));
+    app.stop().await;
+}
+both_backends!(nothing_personal_survives_redaction);
