@@ -462,12 +462,11 @@ async fn drive(serve: &Serve, emu: &Emu, user: &str, steps: &[Step]) {
     let states = expected_states(steps);
     let mut last_step_second = 0;
     for (i, step) in steps.iter().enumerate() {
-        // Stripe's `created` has one-second resolution and idverdict orders a session's events
-        // by it; a person cannot fail twice within a second, so the driver does not either
-        // (compressed time would otherwise create ties no real integration sees).
-        // OUTCOME_E2E_NO_GAP=1 drops the gap: it reproduces that a second failure of the same
-        // session within one second is not reflected (same `created`, same rank).
-        while std::env::var_os("OUTCOME_E2E_NO_GAP").is_none()
+        // Steps of one user follow each other as fast as the driver goes, often within one
+        // second: Stripe's `created` then ties, and fetch-latest (a Stripe key is configured)
+        // must settle which failure came last. OUTCOME_E2E_GAP=1 waits for the next second
+        // between steps instead, as a person would.
+        while std::env::var_os("OUTCOME_E2E_GAP").is_some()
             && unix_now_ms() / 1000 <= last_step_second
         {
             tokio::time::sleep(Duration::from_millis(

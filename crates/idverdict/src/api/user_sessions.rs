@@ -284,7 +284,12 @@ pub fn creation_rule(sessions: &[SessionFacts], max_attempts: u32) -> Creation {
 
 /// Refusals that follow from the user's state alone.
 fn user_refusal(user: &UserView) -> Option<Refusal> {
+    let exhausted = user.attempts_used >= user.attempts_allowed;
     match user.state {
+        // Out of attempts is the more useful reason than what exhaustion turned into.
+        UserState::NeedsReview | UserState::AlternativeRequired if exhausted => {
+            Some(Refusal::AttemptsExhausted)
+        }
         UserState::Verified | UserState::Approved => Some(Refusal::UserVerified),
         UserState::Rejected => Some(Refusal::UserRejected),
         UserState::NeedsReview => Some(Refusal::UnderReview),

@@ -177,6 +177,50 @@ pub fn apply(
     failed_attempts: u32,
     policy: &Policy,
 ) -> (SessionRecord, Effect) {
+    fold(
+        current,
+        event,
+        session,
+        failed_attempts,
+        policy,
+        Ties::KeepCurrent,
+    )
+}
+
+/// Fold Stripe's current session (fetch-latest) in. It wins ties: Stripe's `created` has
+/// one-second resolution, so two failures of one session in the same second have equal
+/// positions, and only Stripe's present state can say which came last.
+pub fn apply_current(
+    current: Option<&SessionRecord>,
+    snapshot: &Event,
+    session: &VerificationSession,
+    failed_attempts: u32,
+    policy: &Policy,
+) -> (SessionRecord, Effect) {
+    fold(
+        current,
+        snapshot,
+        session,
+        failed_attempts,
+        policy,
+        Ties::Replace,
+    )
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ties {
+    KeepCurrent,
+    Replace,
+}
+
+fn fold(
+    current: Option<&SessionRecord>,
+    event: &Event,
+    session: &VerificationSession,
+    failed_attempts: u32,
+    policy: &Policy,
+    ties: Ties,
+) -> (SessionRecord, Effect) {
     let position = rank(session).map(|r| (event.created, r));
     let mut record = match current {
         Some(existing) => existing.clone(),
@@ -216,7 +260,8 @@ pub fn apply(
         (_, None) => false,
         (None, Some(_)) => true,
         (Some(existing), Some(pos)) => {
-            !existing.is_terminal() && pos > (existing.status_event_created, existing.status_rank)
+            let known = (existing.status_event_created, existing.status_rank);
+            !existing.is_terminal() && (pos > known || (ties == Ties::Replace && pos == known))
         }
     };
     if let (true, Some((created, rank))) = (newer, position) {

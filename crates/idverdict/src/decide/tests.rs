@@ -184,3 +184,36 @@ fn redaction_is_sticky_and_erases_metadata_in_any_order() {
         assert_eq!(r.outcome, Outcome::Verified);
     }
 }
+
+#[test]
+fn same_second_failures_keep_the_first_unless_stripes_current_session_says_otherwise() {
+    let policy = Policy::default();
+    let first = event(
+        Kind::RequiresInput,
+        1_000,
+        Some("document_expired"),
+        Some("vr_1"),
+    );
+    let second = event(
+        Kind::RequiresInput,
+        1_000,
+        Some("consent_declined"),
+        Some("vr_2"),
+    );
+    let s1 = first.verification_session().unwrap().unwrap();
+    let s2 = second.verification_session().unwrap().unwrap();
+    let (after_first, _) = apply(None, &first, &s1, 1, &policy);
+    // Equal positions: an event cannot tell which came last, the record stays.
+    let (kept, effect) = apply(Some(&after_first), &second, &s2, 2, &policy);
+    assert_eq!(
+        (kept.last_error_code.as_deref(), effect),
+        (Some("document_expired"), Effect::Stale)
+    );
+    // Stripe's current session can.
+    let (current, effect) = apply_current(Some(&after_first), &second, &s2, 2, &policy);
+    assert_eq!(
+        (current.last_error_code.as_deref(), effect),
+        (Some("consent_declined"), Effect::Applied)
+    );
+    assert_eq!(current.outcome, Outcome::AlternativeRequired);
+}

@@ -277,7 +277,7 @@ impl Processor {
             }
             let attempts = u32::try_from(keys.len()).unwrap_or(u32::MAX);
             let (record, effect) =
-                decide::apply(Some(current), &snapshot, fetched, attempts, &self.policy);
+                decide::apply_current(Some(current), &snapshot, fetched, attempts, &self.policy);
             tracing::debug!(session = %record.id, effect = effect.as_str(), outcome = record.outcome.as_str(), "applied Stripe's current session");
             if !changed.contains(&record.id) {
                 changed.push(record.id.clone());
