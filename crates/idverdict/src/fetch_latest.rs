@@ -2,8 +2,8 @@
 //!
 //! Webhooks are snapshots taken when the event was created and may arrive late or out of
 //! order; when a Stripe key is configured, the processor decides on Stripe's current truth
-//! instead. The retrieve is unexpanded: no `verified_outputs` (personal data idverdict does not
-//! need) are fetched.
+//! instead. Only `provided_details` is expanded (the end user's email, for the email reaction); no
+//! `verified_outputs` (personal data idverdict does not need) are fetched.
 
 use stripe_webhook::VerificationSession;
 
@@ -15,5 +15,7 @@ pub async fn fetch_latest(
     client: &StripeClient,
     session_id: &str,
 ) -> Result<VerificationSession, StripeApiError> {
-    client.retrieve_verification_session(session_id, &[]).await
+    client
+        .retrieve_verification_session(session_id, &["provided_details"])
+        .await
 }

@@ -168,3 +168,70 @@ async fn allow_retry_lets_the_app_resume_the_session(backend: Backend) {
     emu.shutdown().await.unwrap();
 }
 both_backends!(allow_retry_lets_the_app_resume_the_session);
+
+/// The end user's address given at session creation (`provided_details.email`) reaches the
+/// email reaction through fetch-latest, although Stripe's webhooks never carry it.
+async fn the_provided_email_reaches_the_email_reaction(backend: Backend) {
+    let (emu, _dir) = start_emulator().await;
+    let db = TestDb::new(backend).await;
+    let base = emu.base_url().to_string();
+    let app = TestApp::start(&config_with(
+        &db,
+        &[SECRET],
+        &[
+            ("STRIPE_API_KEY", KEY),
+            ("STRIPE_API_BASE", base.as_str()),
+            ("IDVERDICT_RECONCILE_INTERVAL_SECS", "1"),
+            // No SMTP server listens here: the reaction is planned and stays pending.
+            ("IDVERDICT_SMTP_HOST", "127.0.0.1"),
+            ("IDVERDICT_SMTP_PORT", "9"),
+            ("IDVERDICT_SMTP_TLS", "none"),
+            ("IDVERDICT_SMTP_FROM", "verify@example.com"),
+        ],
+    ))
+    .await;
+    let res = app
+        .http
+        .post(app.url("/v1/users/pe_user/verification_sessions"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"provided_details": {"email": "pat@example.org"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = app
+        .http
+        .post(format!(
+            "{base}/v1/test_helpers/identity/verification_sessions/{id}/require_input"
+        ))
+        .bearer_auth(KEY)
+        .form(&[("last_error[code]", "document_expired")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 200);
+    let mut targets = 0;
+    for _ in 0..200 {
+        let mut raw = db.raw().await;
+        targets = count(
+            &mut raw,
+            "SELECT COUNT(*) FROM reactions WHERE kind = 'email' AND target = 'pat@example.org'",
+        )
+        .await;
+        if targets > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        targets, 1,
+        "one retry_allowed email to the provided address"
+    );
+    app.stop().await;
+    emu.shutdown().await.unwrap();
+}
+both_backends!(the_provided_email_reaches_the_email_reaction);

@@ -323,11 +323,20 @@ impl Processor {
             &self.react,
             &records,
             &newly_redacted,
+            &provided_emails(latest),
             now,
         )
         .await?;
         Ok(decisions.len())
     }
+}
+
+/// `provided_details.email` of the sessions fetch-latest retrieved, by session id.
+fn provided_emails(latest: &HashMap<String, VerificationSession>) -> HashMap<String, String> {
+    latest
+        .iter()
+        .filter_map(|(id, s)| Some((id.clone(), s.provided_details.as_ref()?.email.clone()?)))
+        .collect()
 }
 
 /// The session id an identity event is about (checked to exist by the caller).

@@ -28,6 +28,7 @@ pub(crate) fn decision_for(
     user_ref: &str,
     view: &UserView,
     current: Option<&SessionRecord>,
+    provided_emails: &HashMap<String, String>,
     react: &ReactConfig,
     now_s: i64,
 ) -> Option<Decision> {
@@ -60,7 +61,17 @@ pub(crate) fn decision_for(
         reviewer: None,
         note: None,
         occurred_at: now_s,
-        email: current.and_then(|s| email_of(s, react)),
+        // The address: the configured metadata key, else `provided_details.email` as Stripe
+        // returned it to fetch-latest (webhooks never carry it). Used for the email only;
+        // never stored anywhere else.
+        email: current.and_then(|s| {
+            email_of(s, react).or_else(|| {
+                react
+                    .email
+                    .as_ref()
+                    .and(provided_emails.get(&s.id).cloned())
+            })
+        }),
     })
 }
 
@@ -73,6 +84,7 @@ pub(crate) async fn update_users(
     react: &ReactConfig,
     changed: &[&SessionRecord],
     newly_redacted: &[&SessionRecord],
+    provided_emails: &HashMap<String, String>,
     now_ms: i64,
 ) -> Result<Vec<Decision>, StoreError> {
     let refs: BTreeSet<&str> = changed
@@ -106,7 +118,14 @@ pub(crate) async fn update_users(
                 .iter()
                 .copied()
                 .find(|s| Some(&s.id) == view.current_session.as_ref());
-            decisions.extend(decision_for(user_ref, &view, current, react, now_ms / 1000));
+            decisions.extend(decision_for(
+                user_ref,
+                &view,
+                current,
+                provided_emails,
+                react,
+                now_ms / 1000,
+            ));
         }
         to_save.push(StoredUser {
             user_ref: user_ref.to_string(),
@@ -233,7 +252,14 @@ pub async fn apply_review(
         .iter()
         .copied()
         .find(|s| Some(&s.id) == user.view.current_session.as_ref());
-    if let Some(mut decision) = decision_for(user_ref, &user.view, current, react, now_ms / 1000) {
+    if let Some(mut decision) = decision_for(
+        user_ref,
+        &user.view,
+        current,
+        &HashMap::new(),
+        react,
+        now_ms / 1000,
+    ) {
         // A review is its own decision even when the state does not change.
         decision.key = format!("{user_ref}:review:{}:{now_ms}", action.as_str());
         decision.reviewer = Some(reviewer.to_string());
