@@ -321,9 +321,11 @@ impl Processor {
             tx,
             &self.policy,
             &self.react,
-            &records,
-            &newly_redacted,
-            &provided_emails(latest),
+            &users::BatchChanges {
+                changed: &records,
+                newly_redacted: &newly_redacted,
+                provided_emails: &provided_emails(latest),
+            },
             now,
         )
         .await?;

@@ -75,6 +75,16 @@ pub(crate) fn decision_for(
     })
 }
 
+/// What a processor batch changed, for the user step.
+pub(crate) struct BatchChanges<'a> {
+    /// Session records written by the batch.
+    pub changed: &'a [&'a SessionRecord],
+    /// Sessions that became redacted in this batch.
+    pub newly_redacted: &'a [&'a SessionRecord],
+    /// `provided_details.email` from fetch-latest, by session id.
+    pub provided_emails: &'a HashMap<String, String>,
+}
+
 /// Recompute users touched by `changed` sessions (already saved in `tx`). Returns the
 /// decisions made, already enqueued.
 pub(crate) async fn update_users(
@@ -82,11 +92,14 @@ pub(crate) async fn update_users(
     tx: &mut Tx,
     policy: &Policy,
     react: &ReactConfig,
-    changed: &[&SessionRecord],
-    newly_redacted: &[&SessionRecord],
-    provided_emails: &HashMap<String, String>,
+    batch: &BatchChanges<'_>,
     now_ms: i64,
 ) -> Result<Vec<Decision>, StoreError> {
+    let BatchChanges {
+        changed,
+        newly_redacted,
+        provided_emails,
+    } = *batch;
     let refs: BTreeSet<&str> = changed
         .iter()
         .filter_map(|s| s.user_ref.as_deref())
