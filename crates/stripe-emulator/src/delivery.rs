@@ -152,9 +152,11 @@ pub async fn run_scheduler(emu: Arc<Emulator>, mut shutdown: watch::Receiver<boo
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
         }
     }
-    // Attempts still in flight stay `sending` in the state file; the next start
-    // turns them back into pending deliveries.
-    inflight.shutdown().await;
+    // Let attempts in flight finish (each is bounded by the delivery timeout): aborting one
+    // between recording its result and counting down `pending_webhooks` would leave the
+    // event looking undelivered forever. After a crash, attempts still marked `sending` are
+    // sent again by the next start.
+    while inflight.join_next().await.is_some() {}
 }
 
 async fn attempt(emu: &Emulator, d: Delivery) {
