@@ -43,6 +43,11 @@ impl IngestLoad {
             && self.last_batch_len.load(Ordering::Relaxed) >= CONCURRENT
     }
 
+    /// Deliveries are arriving at all (a batch committed in the last 100 ms).
+    pub fn is_active(&self, now_ms: i64) -> bool {
+        now_ms - self.last_batch_at_ms.load(Ordering::Relaxed) < 100
+    }
+
     fn record(&self, len: usize) {
         self.last_batch_len.store(len, Ordering::Relaxed);
         self.last_batch_at_ms.store(now_ms(), Ordering::Relaxed);

@@ -24,11 +24,15 @@ use crate::store::{now_ms, ClaimedEvent, NewAttempt, NewHistory, Store, StoreErr
 
 /// Events claimed and applied per transaction.
 const BATCH: i64 = 256;
+/// Events per transaction while deliveries are arriving: a batch holds SQLite's single writer
+/// for its whole transaction, and acknowledgements queue behind it, so a backlog is worked off
+/// in small bites while Stripe is talking to us and in big ones when it is not.
+const SMALL_BATCH: i64 = 32;
 /// Poll interval when idle: other instances (PostgreSQL) may have stored events we were not
 /// told about.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Pause after a partial batch, so that the next one is fuller.
-const COALESCE: Duration = Duration::from_millis(20);
+const COALESCE: Duration = Duration::from_millis(5);
 
 /// During a burst, step aside this long before looking again…
 const YIELD_TO_INGEST: Duration = Duration::from_millis(50);
@@ -75,6 +79,14 @@ impl Processor {
         self
     }
 
+    fn batch_size(&self) -> i64 {
+        if self.load.is_active(now_ms()) {
+            SMALL_BATCH
+        } else {
+            BATCH
+        }
+    }
+
     /// Wait while the receiver is busy (bounded by MAX_DEFERRAL): the single SQLite writer
     /// and the CPU go to acknowledging deliveries first.
     async fn yield_to_ingest(&self, shutdown: &mut watch::Receiver<bool>) {
@@ -107,7 +119,7 @@ impl Processor {
                 }
                 Ok(n) => {
                     backoff = Duration::from_millis(100);
-                    if n < BATCH as usize {
+                    if n < self.batch_size() as usize {
                         // A partial batch: let more events gather before the next claim.
                         // Under load this turns many tiny transactions into few full ones
                         // (the fixed cost per batch dominates); when idle it adds at most
@@ -135,14 +147,17 @@ impl Processor {
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         // Network first, outside the transaction: the writer is never held across a call to Stripe.
         let (latest, up_to) = match &self.stripe {
-            Some(client) => latest::prefetch(&self.store, client, BATCH).await?,
+            Some(client) => latest::prefetch(&self.store, client, self.batch_size()).await?,
             None => (HashMap::new(), None),
         };
         if self.stripe.is_some() && up_to.is_none() {
             return Ok(0);
         }
         let mut tx = self.store.begin().await?;
-        let claimed = self.store.claim_events(&mut tx, BATCH, up_to).await?;
+        let claimed = self
+            .store
+            .claim_events(&mut tx, self.batch_size(), up_to)
+            .await?;
         if claimed.is_empty() {
             return Ok(0);
         }
