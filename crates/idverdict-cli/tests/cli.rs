@@ -6,7 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use idverdict::synth::{self, Kind, Spec};
-use sqlx::{AnyConnection, Connection, Executor, Row};
+use sqlx::{AnyConnection, Connection, Row};
+use test_support::{Backend, TestDb};
 
 const BIN: &str = env!("CARGO_BIN_EXE_idverdict");
 const SECRET: &str = "whsec_cli_test_secret";
@@ -193,35 +194,17 @@ fn sigterm_stops_gracefully() {
     assert!(status.success(), "{status:?}");
 }
 
-async fn fresh_database(postgres: bool, dir: &std::path::Path) -> String {
-    if !postgres {
-        return format!("sqlite://{}", dir.join("kill9.db").display());
-    }
-    sqlx::any::install_default_drivers();
-    let admin = std::env::var("IDVERDICT_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!(
-        "idv_cli_{}",
-        idverdict::config::random_token(10).to_lowercase()
-    );
-    let mut conn = AnyConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    conn.execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let base = admin
-        .rsplit_once('/')
-        .map(|(b, _)| b.to_string())
-        .unwrap_or(admin);
-    format!("{base}/{name}")
-}
-
 /// Deliver a burst, `kill -9` the server in the middle of it, restart: every event that was
 /// acknowledged is stored and, after the restart, applied.
 async fn nothing_acknowledged_is_lost_across_kill_9(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database(postgres, dir.path()).await;
+    let backend = if postgres {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    let db = TestDb::named(backend, "idv_cli").await;
+    let url = db.url.clone();
     let envs = [
         ("IDVERDICT_LISTEN", "127.0.0.1:0"),
         ("IDVERDICT_DATA_DIR", dir.path().to_str().unwrap()),

@@ -14,7 +14,6 @@ use std::time::Duration;
 use idverdict::config::{Config, Sources};
 use idverdict::store::Store;
 use serde_json::Value;
-use sqlx::{AnyConnection, Connection, Executor};
 use stripe_emulator::{Chaos, EmulatorConfig, EmulatorHandle};
 use tokio::sync::oneshot;
 
@@ -31,63 +30,10 @@ const EVENTS: &[&str] = &[
 /// Upper bound for every wait (generous: two cores shared with other builds).
 const PATIENCE: Duration = Duration::from_secs(240);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-macro_rules! both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await;
-            }
-        }
-    };
-}
+use test_support::{both_backends, Backend, TestDb};
 
 // ---------------------------------------------------------------------------------------------
 // Harness: a fresh database, the emulator, the service.
-
-/// A fresh database; the temp dir (SQLite file, data dir) lives as long as this value.
-struct TestDb {
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl TestDb {
-    async fn new(backend: Backend) -> TestDb {
-        sqlx::any::install_default_drivers();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("idverdict.db").display()),
-            Backend::Postgres => {
-                let admin = std::env::var("IDVERDICT_TEST_PG")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-                let name = format!(
-                    "idv_e2e_{}",
-                    idverdict::config::random_token(12).to_lowercase()
-                );
-                let mut conn = AnyConnection::connect(&admin).await.expect(
-                    "PostgreSQL must be running on 127.0.0.1:5432 (scripts/test starts it)",
-                );
-                conn.execute(format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .expect("create database");
-                let _ = conn.close().await;
-                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-                format!("{base}/{name}")
-            }
-        };
-        TestDb { url, dir }
-    }
-}
 
 /// The emulator with every chaos switch on and a compressed retry schedule.
 struct Emu {
@@ -593,7 +539,7 @@ fn run_id() -> String {
 
 /// 20 users × 2 sessions driven to every outcome, one redacted, all under chaos.
 async fn sessions_reach_every_outcome_under_chaos(backend: Backend) {
-    let db = TestDb::new(backend).await;
+    let db = TestDb::named(backend, "idv_e2e").await;
     let emu = Emu::start().await;
     // The secret comes with the endpoint and serve needs it at start-up; serve's port is
     // known only once it is bound, so the endpoint is re-pointed afterwards.
@@ -629,7 +575,7 @@ both_backends!(sessions_reach_every_outcome_under_chaos);
 /// Sessions are driven while idverdict is down: every delivery fails at first, the emulator
 /// retries on its (compressed) schedule, and once idverdict starts everything arrives.
 async fn deliveries_that_fail_at_first_arrive_on_retry(backend: Backend) {
-    let db = TestDb::new(backend).await;
+    let db = TestDb::named(backend, "idv_e2e").await;
     let emu = Emu::start().await;
     // A port nobody listens on yet (bound and released); serve takes it later.
     let addr = std::net::TcpListener::bind("127.0.0.1:0")

@@ -24,7 +24,6 @@ use idverdict::store::Store;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
-use sqlx::{AnyConnection, Connection, Executor};
 use stripe_emulator::{Chaos, EmulatorConfig, EmulatorHandle};
 use tokio::sync::oneshot;
 
@@ -67,26 +66,7 @@ const CODES: &[&str] = &[
     "under_supported_age",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-macro_rules! both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(super::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(super::Backend::Postgres).await;
-            }
-        }
-    };
-}
+use test_support::{both_backends, Backend, TestDb};
 
 // ---------------------------------------------------------------------------------------------
 // The policy, restated independently of idverdict's code (the default policy).
@@ -184,39 +164,6 @@ fn random_steps(rng: &mut impl Rng) -> Vec<Step> {
 
 // ---------------------------------------------------------------------------------------------
 // Harness.
-
-struct TestDb {
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl TestDb {
-    async fn new(backend: Backend) -> TestDb {
-        sqlx::any::install_default_drivers();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("idverdict.db").display()),
-            Backend::Postgres => {
-                let admin = std::env::var("IDVERDICT_TEST_PG")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-                let name = format!(
-                    "idv_oe2e_{}",
-                    idverdict::config::random_token(12).to_lowercase()
-                );
-                let mut conn = AnyConnection::connect(&admin).await.expect(
-                    "PostgreSQL must be running on 127.0.0.1:5432 (scripts/test starts it)",
-                );
-                conn.execute(format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .expect("create database");
-                let _ = conn.close().await;
-                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-                format!("{base}/{name}")
-            }
-        };
-        TestDb { url, dir }
-    }
-}
 
 struct Emu {
     handle: Option<EmulatorHandle>,
@@ -547,7 +494,7 @@ fn rank(decision: &Value) -> (i64, u64, u8) {
 
 async fn every_user_ends_where_the_policy_says_with_each_callback_once(backend: Backend) {
     let started = Instant::now();
-    let db = TestDb::new(backend).await;
+    let db = TestDb::named(backend, "idv_oe2e").await;
     let emu = Emu::start().await;
     let (receiver, received) = start_receiver(0.3).await;
     let listen = std::net::TcpListener::bind("127.0.0.1:0")

@@ -483,12 +483,18 @@ async fn redaction() {
     })
     .await;
     assert_eq!(done["provided_details"]["email"], "[redacted]");
-    let types: Vec<String> = emu.ok_get("/v1/events", &[]).await["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap().to_string())
-        .collect();
+    // The session shows `redacted` a moment before the `redacted` event is recorded: wait for
+    // the event too.
+    let types: Vec<String> = eventually(5, || async {
+        let types: Vec<String> = emu.ok_get("/v1/events", &[]).await["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_string())
+            .collect();
+        (types.len() >= 3).then_some(types)
+    })
+    .await;
     assert_eq!(
         types,
         [

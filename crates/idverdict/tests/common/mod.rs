@@ -8,87 +8,24 @@ use std::time::Duration;
 use idverdict::config::{Config, Sources};
 use idverdict::store::Store;
 use idverdict::synth::{self, Kind, Spec};
-use sqlx::{AnyConnection, Connection, Executor};
+use sqlx::AnyConnection;
 use tokio::sync::oneshot;
 
 pub const SECRET: &str = "whsec_test_secret_for_idverdict";
 pub const TOKEN: &str = "test-api-token-0123456789";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
+pub use test_support::{both_backends, Backend, TestDb};
+
+/// The service's storage over a test database (migrated).
+pub trait TestDbExt {
+    async fn store(&self) -> Store;
 }
 
-/// Run an async test body once per backend.
-#[macro_export]
-macro_rules! both_backends {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::common::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::common::Backend::Postgres).await;
-            }
-        }
-    };
-}
-
-/// A fresh database for one test. The temp dir (SQLite) lives as long as this value.
-pub struct TestDb {
-    pub url: String,
-    pub backend: Backend,
-    pub dir: tempfile::TempDir,
-}
-
-pub fn pg_admin_url() -> String {
-    std::env::var("IDVERDICT_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
-}
-
-impl TestDb {
-    pub async fn new(backend: Backend) -> TestDb {
-        sqlx::any::install_default_drivers();
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = match backend {
-            Backend::Sqlite => format!("sqlite://{}", dir.path().join("idverdict.db").display()),
-            Backend::Postgres => {
-                let name = format!(
-                    "idv_test_{}",
-                    idverdict::config::random_token(12).to_lowercase()
-                );
-                let mut admin = AnyConnection::connect(&pg_admin_url()).await.expect(
-                    "PostgreSQL must be running on 127.0.0.1:5432 (scripts/test starts it)",
-                );
-                admin
-                    .execute(format!("CREATE DATABASE {name}").as_str())
-                    .await
-                    .expect("create database");
-                let _ = admin.close().await;
-                let admin = pg_admin_url();
-                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-                format!("{base}/{name}")
-            }
-        };
-        TestDb { url, backend, dir }
-    }
-
-    pub async fn store(&self) -> Store {
+impl TestDbExt for TestDb {
+    async fn store(&self) -> Store {
         let store = Store::connect(&self.url).await.expect("connect");
         store.migrate().await.expect("migrate");
         store
-    }
-
-    /// A raw connection for assertions and fault injection.
-    pub async fn raw(&self) -> AnyConnection {
-        let url = match self.backend {
-            Backend::Sqlite => format!("{}?mode=rw", self.url),
-            Backend::Postgres => self.url.clone(),
-        };
-        AnyConnection::connect(&url).await.expect("raw connection")
     }
 }
 
