@@ -103,6 +103,9 @@ pub async fn resend(emu: &Emulator, event_id: &str, endpoint_id: &str) -> Result
     Ok(id)
 }
 
+/// How long a stopping emulator waits for delivery attempts in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// The scheduler: runs due timers and due deliveries until shutdown.
 pub async fn run_scheduler(emu: Arc<Emulator>, mut shutdown: watch::Receiver<bool>) {
     let mut inflight = JoinSet::new();
@@ -152,11 +155,14 @@ pub async fn run_scheduler(emu: Arc<Emulator>, mut shutdown: watch::Receiver<boo
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
         }
     }
-    // Let attempts in flight finish (each is bounded by the delivery timeout): aborting one
-    // between recording its result and counting down `pending_webhooks` would leave the
-    // event looking undelivered forever. After a crash, attempts still marked `sending` are
-    // sent again by the next start.
-    while inflight.join_next().await.is_some() {}
+    // Give attempts in flight a moment to finish: aborting one between recording its result
+    // and counting down `pending_webhooks` would leave the event looking undelivered. Then
+    // stop: a receiver that hangs must not hold the shutdown. Attempts still marked `sending`
+    // are sent again by the next start.
+    let drain = async { while inflight.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        inflight.shutdown().await;
+    }
 }
 
 async fn attempt(emu: &Emulator, d: Delivery) {

@@ -91,7 +91,12 @@ async function startReceiver(stripe) {
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   state.url = `http://127.0.0.1:${server.address().port}/webhooks`;
-  state.close = () => new Promise((r) => server.close(r));
+  // close() alone waits for the emulator's keep-alive connection to time out (minutes).
+  state.close = () =>
+    new Promise((r) => {
+      server.close(r);
+      server.closeAllConnections();
+    });
   return state;
 }
 

@@ -87,5 +87,6 @@ test('constructEvent accepts what idverdict trigger signs', async () => {
     assert.equal(received[3].data.object.last_error.code, 'consent_declined');
   } finally {
     server.close();
+    server.closeAllConnections();
   }
 });
