@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use common::smtp::SmtpSink;
 use common::*;
 use futures::StreamExt;
 use idverdict::react::config::{EmailConfig, NatsConfig, TlsMode};
@@ -404,75 +404,6 @@ async fn a_slow_target_times_out_and_is_retried() {
 }
 
 // ------------------------------------------------------------------ email
-
-/// aiosmtpd in a subprocess; killed when dropped.
-struct SmtpSink {
-    port: u16,
-    dir: tempfile::TempDir,
-    _child: tokio::process::Child,
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-impl SmtpSink {
-    async fn start() -> SmtpSink {
-        let python = workspace_root().join(".venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run scripts/test (it creates .venv with aiosmtpd from tests/sdk/python/requirements.txt)",
-            python.display()
-        );
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-        let dir = tempfile::tempdir().expect("mail dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut child = tokio::process::Command::new(&python)
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(dir.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start aiosmtpd");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("aiosmtpd did not start in time")
-            .expect("read aiosmtpd output");
-        assert_eq!(
-            ready.as_deref(),
-            Some("READY"),
-            "aiosmtpd failed to start (is it installed in .venv? run scripts/test)"
-        );
-        SmtpSink {
-            port,
-            dir,
-            _child: child,
-        }
-    }
-
-    fn messages(&self) -> Vec<serde_json::Value> {
-        let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
-            .expect("read mail dir")
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        files.sort();
-        files
-            .iter()
-            .map(|p| {
-                serde_json::from_slice(&std::fs::read(p).expect("read mail")).expect("mail json")
-            })
-            .collect()
-    }
-}
 
 fn email_config(port: u16) -> EmailConfig {
     EmailConfig {

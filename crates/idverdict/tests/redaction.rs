@@ -7,12 +7,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use axum::routing::post;
+use common::smtp::SmtpSink;
 use common::*;
 use idverdict::synth::{self, Kind, Spec};
 use sqlx::{AnyConnection, Row};
@@ -25,62 +25,6 @@ const NAME: &str = "Jane Q. Private";
 const PERSONAL: &[&str] = &[EMAIL, "jane.private", NAME, "Q. Private"];
 const USER: &str = "user_red";
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// aiosmtpd in a subprocess (killed when dropped); writes each mail as JSON into `dir`.
-struct SmtpSink {
-    port: u16,
-    dir: tempfile::TempDir,
-    _child: tokio::process::Child,
-}
-
-impl SmtpSink {
-    async fn start() -> SmtpSink {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let python = root.join(".venv/bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing: run scripts/test (it creates .venv with aiosmtpd)",
-            python.display()
-        );
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
-        let dir = tempfile::tempdir().expect("mail dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut child = tokio::process::Command::new(&python)
-            .arg(&script)
-            .arg(port.to_string())
-            .arg(dir.path())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start aiosmtpd");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("aiosmtpd did not start in time")
-            .expect("read aiosmtpd output");
-        assert_eq!(ready.as_deref(), Some("READY"), "aiosmtpd failed to start");
-        SmtpSink {
-            port,
-            dir,
-            _child: child,
-        }
-    }
-
-    fn count(&self) -> usize {
-        std::fs::read_dir(self.dir.path())
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-                    .count()
-            })
-            .unwrap_or(0)
-    }
-}
 
 /// `/ok` accepts, `/down` always answers 500 (its reactions stay pending).
 async fn start_receiver() -> (SocketAddr, Arc<Mutex<u32>>) {
@@ -269,7 +213,7 @@ async fn nothing_personal_survives_redaction(backend: Backend) {
     // Mail went out to the user, the healthy target got its callbacks, the failing target's
     // reactions are pending: personal data is now in every corner.
     let deadline = Instant::now() + PATIENCE;
-    while sink.count() < 2 || *accepted.lock().unwrap() < 2 {
+    while sink.messages().len() < 2 || *accepted.lock().unwrap() < 2 {
         if Instant::now() > deadline {
             let rows = store
                 .list_reactions(&Default::default())
@@ -277,7 +221,7 @@ async fn nothing_personal_survives_redaction(backend: Backend) {
                 .expect("reactions");
             panic!(
                 "reactions were not delivered: {} mails, {} callbacks; {:#?}",
-                sink.count(),
+                sink.messages().len(),
                 accepted.lock().unwrap(),
                 rows.iter()
                     .map(|r| (&r.kind, &r.target, &r.decision, &r.state, &r.last_error))

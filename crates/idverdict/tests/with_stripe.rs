@@ -11,6 +11,13 @@ use stripe_emulator::EmulatorConfig;
 
 const KEY: &str = "sk_test_fetch_latest";
 
+/// The service with its Stripe API pointed at the emulator, plus `extra` settings.
+async fn start_app(db: &TestDb, emulator: &str, extra: &[(&str, &str)]) -> TestApp {
+    let mut env = vec![("STRIPE_API_KEY", KEY), ("STRIPE_API_BASE", emulator)];
+    env.extend_from_slice(extra);
+    TestApp::start(&config_with(db, &[SECRET], &env)).await
+}
+
 /// The emulator on a free port with a fresh data directory (kept alive by the second value).
 async fn start_emulator() -> (stripe_emulator::EmulatorHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -61,16 +68,7 @@ async fn a_stale_snapshot_is_overruled_by_stripes_current_session(backend: Backe
 
     let db = TestDb::new(backend).await;
     let base = emu.base_url().to_string();
-    let app = TestApp::start(&config_with(
-        &db,
-        &[SECRET],
-        &[
-            ("STRIPE_API_KEY", KEY),
-            ("STRIPE_API_BASE", base.as_str()),
-            ("IDVERDICT_RECONCILE", "off"),
-        ],
-    ))
-    .await;
+    let app = start_app(&db, &base, &[("IDVERDICT_RECONCILE", "off")]).await;
     // Only a stale `processing` snapshot arrives (the later events are "lost").
     let mut spec = Spec::new(Kind::Processing, &id, now() - 10);
     spec.user_ref = Some("fl_user".into());
@@ -100,16 +98,7 @@ async fn allow_retry_lets_the_app_resume_the_session(backend: Backend) {
     let db = TestDb::new(backend).await;
     let base = emu.base_url().to_string();
     // Events reach idverdict through reconciliation every second (no webhook endpoint).
-    let app = TestApp::start(&config_with(
-        &db,
-        &[SECRET],
-        &[
-            ("STRIPE_API_KEY", KEY),
-            ("STRIPE_API_BASE", base.as_str()),
-            ("IDVERDICT_RECONCILE_INTERVAL_SECS", "1"),
-        ],
-    ))
-    .await;
+    let app = start_app(&db, &base, &[("IDVERDICT_RECONCILE_INTERVAL_SECS", "1")]).await;
     let create = || {
         app.http
             .post(app.url("/v1/users/rv_user/verification_sessions"))
@@ -175,12 +164,10 @@ async fn the_provided_email_reaches_the_email_reaction(backend: Backend) {
     let (emu, _dir) = start_emulator().await;
     let db = TestDb::new(backend).await;
     let base = emu.base_url().to_string();
-    let app = TestApp::start(&config_with(
+    let app = start_app(
         &db,
-        &[SECRET],
+        &base,
         &[
-            ("STRIPE_API_KEY", KEY),
-            ("STRIPE_API_BASE", base.as_str()),
             ("IDVERDICT_RECONCILE_INTERVAL_SECS", "1"),
             // No SMTP server listens here: the reaction is planned and stays pending.
             ("IDVERDICT_SMTP_HOST", "127.0.0.1"),
@@ -188,7 +175,7 @@ async fn the_provided_email_reaches_the_email_reaction(backend: Backend) {
             ("IDVERDICT_SMTP_TLS", "none"),
             ("IDVERDICT_SMTP_FROM", "verify@example.com"),
         ],
-    ))
+    )
     .await;
     let res = app
         .http

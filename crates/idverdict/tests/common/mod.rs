@@ -14,6 +14,8 @@ use tokio::sync::oneshot;
 pub const SECRET: &str = "whsec_test_secret_for_idverdict";
 pub const TOKEN: &str = "test-api-token-0123456789";
 
+pub mod smtp;
+
 pub use test_support::{both_backends, Backend, TestDb};
 
 /// The service's storage over a test database (migrated).
