@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use idverdict::store::{now_ms, redact_url, ReactionFilter, ReactionRow, Redeliver, Store};
+use idverdict::clock::now_ms;
+use idverdict::store::{redact_url, ReactionFilter, ReactionRow, Redeliver, Store};
 
 #[derive(Debug, Args)]
 pub struct ReactionsArgs {

@@ -1,33 +1,34 @@
 //! Reactions: what idverdict does about a decision — an HTTP callback to the app (Standard
 //! Webhooks), an email to the end user, a message on the bus (NATS).
 //!
-//! The outcome engine turns a decision into [`NewReaction`]s with [`plan`] and writes them to
+//! The processor turns each [`Decision`] into [`NewReaction`]s with [`plan`] and writes them to
 //! the outbox (`reactions` table) in the decision's own transaction; the [`Dispatcher`]
 //! delivers them afterwards, at least once, with the reaction id as the idempotency key the
 //! receiver deduplicates on (`webhook-id`, `Message-ID`, `Nats-Msg-Id`): exactly once in
 //! effect. Failed attempts are retried on a schedule with jitter; after the last one the
 //! reaction is `exhausted`, kept, and can be redelivered by the operator.
 //!
-//! One job per module: [`config`] (settings), [`decision`] (the body), [`plan`] (fan-out),
-//! [`dispatcher`] (claim, deliver, record), [`retry`] (when again), [`callback`] (signing and
-//! HTTP), [`email`] (templates and SMTP), [`nats`] (the bus), [`ssrf`] (target guard).
+//! One job per module: [`config`] (settings), [`plan`] (fan-out), [`dispatcher`] (claim,
+//! deliver, record), [`retry`] (when again), [`callback`] (signing and HTTP), [`email`]
+//! (templates and SMTP), [`nats`] (the bus), [`ssrf`] (target guard), [`redaction`] (what a
+//! redaction does to reactions already written).
 
 pub mod callback;
 pub mod config;
-pub mod decision;
 pub mod dispatcher;
 pub mod email;
 pub mod nats;
 pub mod plan;
+pub mod redaction;
 pub mod retry;
 pub mod ssrf;
 
 use std::time::Duration;
 
+pub use crate::decide::Decision;
 pub use config::ReactConfig;
-pub use decision::Decision;
 pub use dispatcher::Dispatcher;
-pub use plan::{plan, NewReaction, ReactionKind};
+pub use plan::{plan, recipient, NewReaction, ReactionKind, ReactionState};
 
 use crate::store::StoreError;
 
@@ -43,7 +44,7 @@ pub enum ReactError {
 
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum Delivery {
     /// The receiver has it (HTTP 2xx, SMTP accepted, NATS flushed).
     Delivered {
         status: Option<u16>,

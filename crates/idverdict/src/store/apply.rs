@@ -8,26 +8,11 @@ use sqlx::{Any, Row, Transaction};
 
 use super::sessions::{session_from_row, SESSION_COLUMNS};
 use super::{Backend, Store, StoreError};
-use crate::decide::{NextStep, SessionRecord};
+use crate::decide::attempts::FailedAttempt;
+use crate::decide::{Disposition, HistoryEntry, NextStep, SessionRecord};
 
-pub(crate) type Tx = Transaction<'static, Any>;
-
-/// A history line to write.
-pub(crate) struct NewHistory<'a> {
-    pub session_id: &'a str,
-    pub event_id: &'a str,
-    pub event_type: &'a str,
-    pub event_created: i64,
-    pub effect: &'static str,
-}
-
-/// A failed attempt to write.
-pub(crate) struct NewAttempt {
-    pub session_id: String,
-    pub key: String,
-    pub code: String,
-    pub event_created: i64,
-}
+/// A write transaction (see [`Store::begin`]).
+pub type Tx = Transaction<'static, Any>;
 
 /// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` columns.
 pub(super) fn values(backend: Backend, rows: usize, cols: usize) -> String {
@@ -167,14 +152,14 @@ impl Store {
             query = query
                 .bind(s.id.clone())
                 .bind(s.user_ref.clone())
-                .bind(s.status.clone())
-                .bind(s.session_type.clone())
+                .bind(s.status.as_str().to_string())
+                .bind(s.session_type.as_ref().map(|t| t.as_str().to_string()))
                 .bind(i64::from(s.livemode))
                 .bind(metadata)
-                .bind(s.last_error_code.clone())
+                .bind(s.last_error_code.as_ref().map(|c| c.as_str().to_string()))
                 .bind(s.last_error_reason.clone())
                 .bind(s.last_report_id.clone())
-                .bind(s.redaction_status.clone())
+                .bind(s.redaction_status.as_ref().map(|r| r.as_str().to_string()))
                 .bind(i64::from(s.failed_attempts))
                 .bind(s.status_event_created)
                 .bind(s.status_rank)
@@ -191,7 +176,7 @@ impl Store {
     pub(crate) async fn insert_attempts(
         &self,
         tx: &mut Tx,
-        attempts: &[NewAttempt],
+        attempts: &[FailedAttempt],
     ) -> Result<(), StoreError> {
         if attempts.is_empty() {
             return Ok(());
@@ -206,7 +191,7 @@ impl Store {
             query = query
                 .bind(a.session_id.clone())
                 .bind(a.key.clone())
-                .bind(a.code.clone())
+                .bind(a.code.as_str().to_string())
                 .bind(a.event_created);
         }
         query.execute(&mut **tx).await?;
@@ -216,7 +201,7 @@ impl Store {
     pub(crate) async fn insert_history(
         &self,
         tx: &mut Tx,
-        lines: &[NewHistory<'_>],
+        lines: &[HistoryEntry],
         now_ms: i64,
     ) -> Result<(), StoreError> {
         if lines.is_empty() {
@@ -230,36 +215,36 @@ impl Store {
         let mut query = sqlx::query(&sql);
         for h in lines {
             query = query
-                .bind(h.session_id.to_string())
-                .bind(h.event_id.to_string())
-                .bind(h.event_type.to_string())
+                .bind(h.session_id.clone())
+                .bind(h.event_id.clone())
+                .bind(h.event_type.as_str().to_string())
                 .bind(h.event_created)
-                .bind(h.effect)
+                .bind(h.effect.as_str())
                 .bind(now_ms);
         }
         query.execute(&mut **tx).await?;
         Ok(())
     }
 
-    /// Mark claimed events processed with their outcome. Returns how many rows changed; the
-    /// caller checks it equals the number it claimed (exactly-once, defensively).
+    /// Mark claimed events processed with their disposition. Returns how many rows changed;
+    /// the caller checks it equals the number it claimed (exactly-once, defensively).
     pub(crate) async fn mark_processed(
         &self,
         tx: &mut Tx,
         seqs: &[i64],
-        outcome: &str,
+        disposition: Disposition,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
         if seqs.is_empty() {
             return Ok(0);
         }
         let sql = format!(
-            "UPDATE events SET processed_at = {}, outcome = {} WHERE processed_at IS NULL AND seq IN ({})",
+            "UPDATE events SET processed_at = {}, disposition = {} WHERE processed_at IS NULL AND seq IN ({})",
             self.backend.param(1),
             self.backend.param(2),
             list(self.backend, seqs.len(), 2)
         );
-        let mut query = sqlx::query(&sql).bind(now_ms).bind(outcome);
+        let mut query = sqlx::query(&sql).bind(now_ms).bind(disposition.as_str());
         for seq in seqs {
             query = query.bind(*seq);
         }
