@@ -2,6 +2,11 @@
 //! with all their sessions, let `decide` recompute them, store the new records and put each
 //! decision's reactions in the outbox — inside one transaction, so a decision and its
 //! reactions commit together or not at all.
+//!
+//! Both paths read a user, recompute and write the user back, so both take the user's lock
+//! first (`Store::lock_users`): otherwise, on PostgreSQL, a review decided while a batch for
+//! the same user is in flight could be overwritten by the batch writing back the user it read
+//! before the review (or the review could write back sessions the batch has just changed).
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -38,6 +43,7 @@ pub(crate) async fn update_users(
         .filter_map(|s| s.user_ref.as_deref())
         .collect();
     let refs: Vec<&str> = refs.into_iter().collect();
+    store.lock_users(tx, &refs).await?;
     let stored = store.load_users(tx, &refs).await?;
     let sessions = store.load_sessions_of_users(tx, &refs).await?;
     let mut by_user: HashMap<&str, Vec<&SessionRecord>> = HashMap::new();
@@ -142,7 +148,7 @@ pub async fn apply_review(
 ) -> Result<UserRecord, ReviewError> {
     let now_ms = clock::now_ms();
     let mut tx = store.begin().await?;
-    store.lock_sessions(&mut tx, &[user_ref]).await?;
+    store.lock_users(&mut tx, &[user_ref]).await?;
     let stored = store.load_users(&mut tx, &[user_ref]).await?;
     let Some(old) = stored.get(user_ref) else {
         return Err(ReviewError::UnknownUser);

@@ -14,6 +14,28 @@ use crate::decide::{Disposition, HistoryEntry, NextStep, SessionRecord};
 /// A write transaction (see [`Store::begin`]).
 pub type Tx = Transaction<'static, Any>;
 
+/// PostgreSQL advisory-lock key spaces. Sessions use the one-`bigint` form
+/// (`pg_advisory_xact_lock(hashtext(id)::bigint)`); everything else the two-`int` form, whose
+/// first key names the space (users: 1). PostgreSQL keeps the two forms apart, so no user
+/// lock can collide with a session's.
+#[derive(Debug, Clone, Copy)]
+enum LockSpace {
+    Sessions,
+    /// A user's record: the processor's user step and an operator's review, which both read a
+    /// user, recompute and write it back.
+    Users,
+}
+
+impl LockSpace {
+    /// The lock call for one key, `id` being the column the keys are in.
+    fn lock_call(self) -> &'static str {
+        match self {
+            LockSpace::Sessions => "pg_advisory_xact_lock(hashtext(id)::bigint)",
+            LockSpace::Users => "pg_advisory_xact_lock(1, hashtext(id))",
+        }
+    }
+}
+
 /// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` columns.
 pub(super) fn values(backend: Backend, rows: usize, cols: usize) -> String {
     let mut sql = String::with_capacity(rows * cols * 5);
@@ -47,6 +69,23 @@ impl Store {
     /// instances with overlapping batches cannot deadlock (and they work even before the
     /// session row exists). SQLite: the single writer already serialises everything.
     pub(crate) async fn lock_sessions(&self, tx: &mut Tx, ids: &[&str]) -> Result<(), StoreError> {
+        self.advisory_locks(tx, LockSpace::Sessions, ids).await
+    }
+
+    /// Serialise reading, recomputing and writing these users for the rest of the
+    /// transaction, as [`Store::lock_sessions`] does for sessions. A batch takes these after
+    /// its session locks and a review takes only these, so the order is the same everywhere
+    /// and no two transactions can wait on each other in a cycle.
+    pub(crate) async fn lock_users(&self, tx: &mut Tx, refs: &[&str]) -> Result<(), StoreError> {
+        self.advisory_locks(tx, LockSpace::Users, refs).await
+    }
+
+    async fn advisory_locks(
+        &self,
+        tx: &mut Tx,
+        space: LockSpace,
+        ids: &[&str],
+    ) -> Result<(), StoreError> {
         if self.backend != Backend::Postgres || ids.is_empty() {
             return Ok(());
         }
@@ -55,8 +94,9 @@ impl Store {
         ids.dedup();
         // One statement; ORDER BY makes the locks come in sorted order.
         let sql = format!(
-            "SELECT COUNT(*) AS n FROM (SELECT pg_advisory_xact_lock(hashtext(id)::bigint) FROM \
+            "SELECT COUNT(*) AS n FROM (SELECT {} FROM \
              (SELECT unnest(ARRAY[{}]::text[]) AS id ORDER BY 1) AS ids) AS locks",
+            space.lock_call(),
             list(self.backend, ids.len(), 0)
         );
         let mut query = sqlx::query(&sql);
