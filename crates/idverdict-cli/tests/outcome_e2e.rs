@@ -1,4 +1,4 @@
-//! The outcome engine end to end: the emulator (every chaos switch on, compressed time) is
+//! Decisions end to end: the emulator (every chaos switch on, compressed time) is
 //! Stripe; idverdict runs on SQLite and on PostgreSQL with `STRIPE_API_KEY`/`STRIPE_API_BASE`
 //! pointing at it; the app's callback endpoint fails ~30 % of requests with a 500.
 //!

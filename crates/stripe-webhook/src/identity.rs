@@ -1,4 +1,4 @@
-//! Stripe Identity `VerificationSession` types (stripe.md §4.1, §4.4).
+//! Stripe Identity `VerificationSession` types and the session-level `last_error` codes.
 //!
 //! Every enum is open (`Unknown(String)`) and unknown JSON fields are ignored,
 //! so new Stripe API versions never break parsing of a webhook.
@@ -305,7 +305,7 @@ impl fmt::Display for Check {
 }
 
 string_enum! {
-    /// Session-level `last_error.code` values (stripe.md §4.4). Treat the set
+    /// Session-level `last_error.code` values, as Stripe documents them. Treat the set
     /// as open: unknown codes parse as `Unknown` and round-trip.
     pub enum ErrorCode {
         /// `abandoned`

@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn golden_vector() {
-        // Standard Webhooks / Svix reference vector (prior-art.md §C.1).
+        // The reference vector of the Standard Webhooks specification (also Svix's).
         let signer = Signer::new(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()]).unwrap();
         assert_eq!(
             signer.sign(
