@@ -83,8 +83,11 @@ pub struct Setting {
     /// One line for the README.
     pub about: &'static str,
     /// Applies an environment value (or a flag standing in for one).
-    set: Option<fn(&mut RawConfig, &str) -> Result<(), String>>,
+    set: Option<Setter>,
 }
+
+/// Parses a variable's text per the row's kind and stores it in its field.
+type Setter = fn(&mut RawConfig, &str) -> Result<(), String>;
 
 impl Setting {
     /// `` `email.port` (IDVERDICT_SMTP_PORT) ``: how errors name the setting.
