@@ -184,27 +184,23 @@ impl Config {
     /// directory, so restarts keep working with the same values. Returns what was generated
     /// now, for the start-up banner.
     pub fn materialize_dev_defaults(&mut self) -> Result<DevCredentials, ConfigError> {
-        std::fs::create_dir_all(&self.data_dir).map_err(|source| ConfigError::DataDir {
-            path: self.data_dir.clone(),
+        let dir = self.data_dir.clone();
+        let failed = |source| ConfigError::DataDir {
+            path: dir.clone(),
             source,
-        })?;
+        };
+        std::fs::create_dir_all(&dir).map_err(failed)?;
         if !self.dev_mode {
             return Ok(DevCredentials::default());
         }
-        let secret = read_or_create(&self.data_dir.join("dev-webhook-secret"), || {
+        let secret = read_or_create(&dir.join("dev-webhook-secret"), || {
             format!("whsec_{}", random_token(32))
         })
-        .map_err(|source| ConfigError::DataDir {
-            path: self.data_dir.clone(),
-            source,
-        })?;
-        let token = read_or_create(&self.data_dir.join("dev-api-token"), || {
+        .map_err(failed)?;
+        let token = read_or_create(&dir.join("dev-api-token"), || {
             format!("idv_dev_{}", random_token(32))
         })
-        .map_err(|source| ConfigError::DataDir {
-            path: self.data_dir.clone(),
-            source,
-        })?;
+        .map_err(failed)?;
         self.webhook_secrets = vec![SecretString::from(secret.clone())];
         self.api_token = Some(SecretString::from(token.clone()));
         Ok(DevCredentials {
