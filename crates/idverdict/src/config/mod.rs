@@ -137,7 +137,7 @@ impl SettingError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration file {path}: {source}")]
+    #[error("cannot read configuration file {path} (--config or IDVERDICT_CONFIG): {source}")]
     ReadFile {
         path: PathBuf,
         source: std::io::Error,

@@ -1,6 +1,6 @@
 //! The one list of settings: TOML key, environment variable, kind, default and meaning of each.
 //!
-//! The environment pass ([`apply_env`]) is driven by it, error messages look the variable up in
+//! The environment pass (`apply_env`) is driven by it, error messages look the variable up in
 //! it, and the README's configuration table is rendered from it (`super::docs`), so a setting
 //! cannot exist in one place and be missing from another. Each row's setter is generated from
 //! its kind, so a `Bool` row is always parsed by the one boolean parser.

@@ -319,6 +319,9 @@ fn the_list_is_consistent() {
         Some("policy.codes")
     );
     assert!(settings::find("listen_x").is_none());
+    assert!(SETTINGS
+        .iter()
+        .any(|s| s.env == Some(settings::CONFIG_FILE_VAR) && s.key.is_none()));
 }
 
 #[test]
