@@ -8,12 +8,14 @@
 //! effect. Failed attempts are retried on a schedule with jitter; after the last one the
 //! reaction is `exhausted`, kept, and can be redelivered by the operator.
 //!
-//! One job per module: [`config`] (settings), [`decision`] (the body), [`plan`] (fan-out),
+//! One job per module: [`decision`] (the body), [`plan`] (fan-out),
 //! [`dispatcher`] (claim, deliver, record), [`retry`] (when again), [`callback`] (signing and
-//! HTTP), [`email`] (templates and SMTP), [`nats`] (the bus), [`ssrf`] (target guard).
+//! HTTP), [`email`] (templates and SMTP), [`nats`] (the bus), [`ssrf`] (target guard). Their
+//! settings are loaded and checked with the rest in `crate::config::reactions`, re-exported
+//! here as `config`.
 
 pub mod callback;
-pub mod config;
+pub use crate::config::reactions as config;
 pub mod decision;
 pub mod dispatcher;
 pub mod email;
