@@ -172,6 +172,82 @@ fn invalid_configuration_fails_at_start_up_naming_the_setting() {
     }
 }
 
+/// The one-shot commands find the database the way `serve` does: `--data-dir` over
+/// `IDVERDICT_DATA_DIR` over the file's `data_dir` (the file from `--config` or
+/// `IDVERDICT_CONFIG`), and refuse a bad file with its line.
+#[test]
+fn every_command_resolves_the_configuration_the_same_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let file = at("idverdict.toml");
+    std::fs::write(&file, format!("data_dir = \"{}\"\n", at("from-file"))).unwrap();
+    let run = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        // A command that ignored the configuration would use ./.idverdict: checked below.
+        cmd.args(args)
+            .current_dir(dir.path())
+            .env_remove("DATABASE_URL")
+            .env_remove("IDVERDICT_DATA_DIR")
+            .env_remove("IDVERDICT_CONFIG")
+            .env_remove("STRIPE_API_KEY");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let applied_to = |sub: &str| format!("migrations applied to sqlite://{}/idverdict.db", at(sub));
+
+    let (ok, stdout, stderr) = run(&["migrate"], &[("IDVERDICT_CONFIG", &file)]);
+    assert!(
+        ok && stdout.contains(&applied_to("from-file")),
+        "{stdout}{stderr}"
+    );
+    let (ok, stdout, _) = run(
+        &["migrate", "--config", &file],
+        &[("IDVERDICT_DATA_DIR", &at("from-env"))],
+    );
+    assert!(ok && stdout.contains(&applied_to("from-env")), "{stdout}");
+    let (ok, stdout, _) = run(
+        &["migrate", "--config", &file, "--data-dir", &at("from-flag")],
+        &[("IDVERDICT_DATA_DIR", &at("from-env"))],
+    );
+    assert!(ok && stdout.contains(&applied_to("from-flag")), "{stdout}");
+
+    // `reactions` reads the database `migrate` wrote, whichever way it is named.
+    for args in [
+        vec!["reactions", "list", "--config", &file],
+        vec!["reactions", "--data-dir", &at("from-flag"), "list"],
+    ] {
+        let (ok, _, stderr) = run(&args, &[]);
+        assert!(ok, "{args:?}: {stderr}");
+    }
+    let (ok, _, stderr) = run(&["reconcile", "--config", &file], &[]);
+    assert!(!ok && stderr.contains("STRIPE_API_KEY"), "{stderr}");
+    assert!(!dir.path().join(".idverdict").exists());
+
+    std::fs::write(&file, "data_dir = \"x\"\n[delivery]\nworkers = \"many\"\n").unwrap();
+    for command in ["migrate", "reactions", "reconcile", "redact"] {
+        let mut args = vec![command];
+        match command {
+            "reactions" => args.push("list"),
+            "redact" => args.extend(["--user", "u"]),
+            _ => {}
+        }
+        args.extend(["--config", &file]);
+        let (ok, _, stderr) = run(&args, &[]);
+        assert!(
+            !ok && stderr.contains("`delivery.workers` (IDVERDICT_DELIVERY_WORKERS)")
+                && stderr.contains("line 3"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn sigterm_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
+use secrecy::ExposeSecret;
 use stripe_webhook::Verifier;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
@@ -82,7 +83,7 @@ impl App {
             .map_err(storage_error)?;
         store.migrate().await.map_err(storage_error)?;
 
-        let verifier = Verifier::new(config.webhook_secrets.clone())?
+        let verifier = Verifier::new(config.webhook_secrets.iter().map(|s| s.expose_secret()))?
             .with_tolerance(config.tolerance_secs)
             .with_future_skew(config.future_skew_secs);
         let wake = Arc::new(Notify::new());
@@ -113,7 +114,10 @@ impl App {
             store: store.clone(),
             committer,
             verifier: Arc::new(verifier),
-            api_token: config.api_token.as_deref().map(Arc::from),
+            api_token: config
+                .api_token
+                .as_ref()
+                .map(|t| Arc::from(t.expose_secret())),
             policy: policy.clone(),
             reactions: reactions.clone(),
             stripe: stripe.clone(),

@@ -26,138 +26,12 @@ pub const IDENTITY_EVENT_TYPES: &str = "identity.verification_session.*";
 /// Stripe's page size limit; bigger pages mean fewer round trips while catching up.
 const PAGE_LIMIT: &str = "100";
 
-const DEFAULT_RECONCILE_INTERVAL_SECS: u64 = 3600;
-const DEFAULT_RECONCILE_SINCE_SECS: u64 = 259_200;
 /// Stripe keeps events for 30 days; asking for more is pointless.
 pub const STRIPE_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// What the service needs to call Stripe, read from the environment.
-#[derive(Clone)]
-pub struct StripeSettings {
-    pub api_key: String,
-    pub api_base: String,
-    /// How often `serve` reconciles with Stripe's events list.
-    pub reconcile_interval: Duration,
-    /// How far back each reconciliation looks (bounded by Stripe's 30 days).
-    pub reconcile_since: Duration,
-    /// `IDVERDICT_RECONCILE=off` turns the periodic job inside `serve` off (for example when
-    /// `idverdict reconcile` runs from a scheduler instead).
-    pub reconcile_in_serve: bool,
-}
-
-impl fmt::Debug for StripeSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StripeSettings")
-            .field("api_key", &redacted_key(&self.api_key))
-            .field("api_base", &self.api_base)
-            .field("reconcile_interval", &self.reconcile_interval)
-            .field("reconcile_since", &self.reconcile_since)
-            .finish()
-    }
-}
-
-/// `sk_test_…` → `sk_test_****`: the mode stays visible, the secret does not.
-fn redacted_key(key: &str) -> String {
-    let prefix: String = key
-        .split('_')
-        .take(2)
-        .filter(|p| matches!(*p, "sk" | "rk" | "test" | "live"))
-        .collect::<Vec<_>>()
-        .join("_");
-    format!("{prefix}_****")
-}
-
-impl StripeSettings {
-    /// Settings for a key and base URL with the default reconciliation schedule (validated).
-    pub fn new(api_key: &str, api_base: &str) -> Result<StripeSettings, String> {
-        validate_key(api_key)?;
-        let api_base = validate_base(api_base)?;
-        Ok(StripeSettings {
-            api_key: api_key.to_string(),
-            api_base,
-            reconcile_interval: Duration::from_secs(DEFAULT_RECONCILE_INTERVAL_SECS),
-            reconcile_since: Duration::from_secs(DEFAULT_RECONCILE_SINCE_SECS),
-            reconcile_in_serve: true,
-        })
-    }
-
-    /// Read `STRIPE_API_KEY`, `STRIPE_API_BASE`, `IDVERDICT_RECONCILE_INTERVAL_SECS` and
-    /// `IDVERDICT_RECONCILE_SINCE_SECS`. `Ok(None)` when no key is set (Stripe calls are then
-    /// off). Errors name the variable at fault.
-    pub fn from_env(
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<StripeSettings>, String> {
-        let get = |name: &str| {
-            env(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let key = get("STRIPE_API_KEY");
-        let base = get("STRIPE_API_BASE");
-        let Some(key) = key else {
-            if base.is_some() {
-                return Err(
-                    "STRIPE_API_BASE is set but STRIPE_API_KEY is not: set a key (any sk_test_… works against the emulator)"
-                        .to_string(),
-                );
-            }
-            return Ok(None);
-        };
-        let mut settings = StripeSettings::new(&key, base.as_deref().unwrap_or(DEFAULT_API_BASE))?;
-        let secs = |name: &str, default: u64| -> Result<u64, String> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => match v.parse::<u64>() {
-                    Ok(n) if n > 0 => Ok(n),
-                    _ => Err(format!(
-                        "{name} must be a positive number of seconds (got `{v}`)"
-                    )),
-                },
-            }
-        };
-        settings.reconcile_interval = Duration::from_secs(secs(
-            "IDVERDICT_RECONCILE_INTERVAL_SECS",
-            DEFAULT_RECONCILE_INTERVAL_SECS,
-        )?);
-        settings.reconcile_since = Duration::from_secs(secs(
-            "IDVERDICT_RECONCILE_SINCE_SECS",
-            DEFAULT_RECONCILE_SINCE_SECS,
-        )?);
-        settings.reconcile_in_serve = match get("IDVERDICT_RECONCILE").as_deref() {
-            None | Some("on") | Some("true") => true,
-            Some("off") | Some("false") => false,
-            Some(other) => {
-                return Err(format!(
-                    "IDVERDICT_RECONCILE must be on or off (got `{other}`)"
-                ))
-            }
-        };
-        Ok(Some(settings))
-    }
-}
-
-fn validate_key(key: &str) -> Result<(), String> {
-    let ok = (key.starts_with("sk_") || key.starts_with("rk_"))
-        && key.len() > 3
-        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        // Never echo the value: it may be a real key pasted into the wrong variable.
-        Err("STRIPE_API_KEY must be a Stripe secret or restricted key (sk_… or rk_…)".to_string())
-    }
-}
-
-fn validate_base(base: &str) -> Result<String, String> {
-    match url::Url::parse(base) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-            Ok(base.trim_end_matches('/').to_string())
-        }
-        _ => Err(format!(
-            "STRIPE_API_BASE must be an http(s) URL such as {DEFAULT_API_BASE} or http://127.0.0.1:12111 (got `{base}`)"
-        )),
-    }
-}
+/// What the client needs (the key, the base URL, the reconciliation schedule): loaded with
+/// the rest of the configuration, from `[stripe]` or `STRIPE_API_KEY`/`STRIPE_API_BASE`.
+pub use crate::config::{StripeKey, StripeSettings};
 
 /// An error from a Stripe API call.
 #[derive(Debug, thiserror::Error)]
@@ -338,7 +212,7 @@ impl Default for RetryPolicy {
 pub struct StripeClient {
     http: reqwest::Client,
     base: String,
-    key: String,
+    key: StripeKey,
     retry: RetryPolicy,
 }
 
@@ -346,7 +220,7 @@ impl fmt::Debug for StripeClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StripeClient")
             .field("base", &self.base)
-            .field("key", &redacted_key(&self.key))
+            .field("key", &self.key)
             .field("retry", &self.retry)
             .finish()
     }
@@ -553,7 +427,7 @@ impl StripeClient {
                 Method::Get => self.http.get(&url).query(params),
                 Method::Post => self.http.post(&url).form(params),
             }
-            .bearer_auth(&self.key);
+            .bearer_auth(self.key.expose());
             if let Some(k) = &idem {
                 req = req.header("Idempotency-Key", k);
             }
@@ -688,87 +562,6 @@ impl EventPages<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        }
-    }
-
-    #[test]
-    fn settings_from_env() {
-        assert!(StripeSettings::from_env(&env(&[])).unwrap().is_none());
-        let s = StripeSettings::from_env(&env(&[("STRIPE_API_KEY", "sk_test_abc")]))
-            .unwrap()
-            .unwrap();
-        assert_eq!(s.api_base, DEFAULT_API_BASE);
-        assert_eq!(s.reconcile_interval, Duration::from_secs(3600));
-        assert_eq!(s.reconcile_since, Duration::from_secs(259_200));
-        let s = StripeSettings::from_env(&env(&[
-            ("STRIPE_API_KEY", "rk_live_abc"),
-            ("STRIPE_API_BASE", "http://127.0.0.1:12111/"),
-            ("IDVERDICT_RECONCILE_INTERVAL_SECS", "60"),
-            ("IDVERDICT_RECONCILE_SINCE_SECS", "3600"),
-        ]))
-        .unwrap()
-        .unwrap();
-        assert_eq!(s.api_base, "http://127.0.0.1:12111");
-        assert_eq!(s.reconcile_interval, Duration::from_secs(60));
-        assert_eq!(s.reconcile_since, Duration::from_secs(3600));
-    }
-
-    #[test]
-    fn settings_errors_name_the_variable_and_hide_the_key() {
-        let cases: &[(&[(&str, &str)], &str)] = &[
-            (
-                &[("STRIPE_API_KEY", "pk_test_secretvalue")],
-                "STRIPE_API_KEY",
-            ),
-            (&[("STRIPE_API_BASE", "http://x")], "STRIPE_API_KEY"),
-            (
-                &[
-                    ("STRIPE_API_KEY", "sk_test_a"),
-                    ("STRIPE_API_BASE", "ftp://x"),
-                ],
-                "STRIPE_API_BASE",
-            ),
-            (
-                &[
-                    ("STRIPE_API_KEY", "sk_test_a"),
-                    ("STRIPE_API_BASE", "not a url"),
-                ],
-                "STRIPE_API_BASE",
-            ),
-            (
-                &[
-                    ("STRIPE_API_KEY", "sk_test_a"),
-                    ("IDVERDICT_RECONCILE_INTERVAL_SECS", "0"),
-                ],
-                "IDVERDICT_RECONCILE_INTERVAL_SECS",
-            ),
-            (
-                &[
-                    ("STRIPE_API_KEY", "sk_test_a"),
-                    ("IDVERDICT_RECONCILE_SINCE_SECS", "x"),
-                ],
-                "IDVERDICT_RECONCILE_SINCE_SECS",
-            ),
-        ];
-        for (pairs, var) in cases {
-            let f = |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            };
-            let err = StripeSettings::from_env(&f).unwrap_err();
-            assert!(err.contains(var), "{err}");
-            assert!(!err.contains("secretvalue"), "{err}");
-        }
-    }
 
     #[test]
     fn debug_redacts_the_key() {

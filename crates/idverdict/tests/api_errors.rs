@@ -92,9 +92,10 @@ async fn every_refusal_is_json_of_one_shape(backend: Backend) {
         ),
         (
             "a review body with an unknown field",
-            authed(http.post(app.url("/v1/reviews/someone")).json(
-                &serde_json::json!({"action": "approve", "reviewer": "a", "extra": 1}),
-            )),
+            authed(
+                http.post(app.url("/v1/reviews/someone"))
+                    .json(&serde_json::json!({"action": "approve", "reviewer": "a", "extra": 1})),
+            ),
             400,
             "invalid_body",
         ),
@@ -119,7 +120,10 @@ async fn every_refusal_is_json_of_one_shape(backend: Backend) {
         ),
         (
             "a creation body that is not JSON",
-            authed(http.post(app.url("/v1/users/u/verification_sessions")).body("nope")),
+            authed(
+                http.post(app.url("/v1/users/u/verification_sessions"))
+                    .body("nope"),
+            ),
             400,
             "invalid_body",
         ),
@@ -148,7 +152,9 @@ async fn a_request_over_the_time_limit_gets_a_json_408() {
         &[("IDVERDICT_REQUEST_TIMEOUT_SECS", "1")],
     ))
     .await;
-    let mut conn = tokio::net::TcpStream::connect(app.addr).await.expect("connect");
+    let mut conn = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
     conn.write_all(
         b"POST /webhook HTTP/1.1\r\nHost: idverdict\r\nContent-Type: application/json\r\n\
           Content-Length: 100\r\n\r\n{",

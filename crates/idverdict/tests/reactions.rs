@@ -54,7 +54,7 @@ fn decision(kind: &str, session: &str, user: &str) -> Decision {
 fn callback_config(urls: Vec<String>, allow_private: bool) -> ReactConfig {
     let mut c = ReactConfig::default();
     c.callbacks.urls = urls;
-    c.callbacks.secrets = vec![SECRET_A.to_string(), SECRET_B.to_string()];
+    c.callbacks.secrets = vec![SECRET_A.into(), SECRET_B.into()];
     c.callbacks.timeout_secs = 5;
     c.delivery.schedule = FAST.iter().map(|s| s.to_string()).collect();
     c.delivery.allow_private_targets = allow_private;
@@ -416,7 +416,7 @@ fn email_config(port: u16) -> EmailConfig {
         port: Some(port),
         tls: TlsMode::None,
         from: "Acme Identity <identity@acme.test>".into(),
-        timeout_secs: Some(10),
+        timeout_secs: 10,
         ..Default::default()
     }
 }

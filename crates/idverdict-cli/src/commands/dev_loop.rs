@@ -36,9 +36,8 @@ pub struct DevLoop {
 
 /// True when `serve` should run the embedded emulator: dev mode (nothing configured) and no
 /// Stripe key (a key means the developer works against real Stripe or their own emulator).
-pub fn wanted(dev_mode: bool) -> bool {
-    let has_key = std::env::var("STRIPE_API_KEY").is_ok_and(|v| !v.trim().is_empty());
-    dev_mode && !has_key
+pub fn wanted(config: &idverdict::Config) -> bool {
+    config.dev_mode && config.stripe.is_none()
 }
 
 /// Bind the emulator's listener. An explicit address must be available; the default

@@ -1,22 +1,16 @@
 //! `idverdict migrate`: apply the embedded schema migrations explicitly.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use idverdict::store::redact_url;
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// TOML configuration file.
-    #[arg(long, env = "IDVERDICT_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Data directory (for the default SQLite database).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
 }
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
-    let config = super::serve::load_config(args.config.as_deref(), None, args.data_dir.as_deref())?;
+    let config = super::load_config(&args.config, &[])?;
     crate::logging::init(config.log_format);
     let url = redact_url(&config.database_url);
     let store = super::open_store(&config).await?;

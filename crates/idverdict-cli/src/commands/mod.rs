@@ -10,10 +10,46 @@ pub mod redact;
 pub mod serve;
 pub mod trigger;
 
+use std::path::PathBuf;
+
 use anyhow::Context;
+use clap::Args;
+use idverdict::config::Sources;
 use idverdict::store::{redact_url, Store};
 use idverdict::stripe_api::{StripeClient, StripeSettings};
 use idverdict::Config;
+
+/// `--config` and `--data-dir`: the same for every command that reads the configuration.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file; environment variables override it. Default: IDVERDICT_CONFIG.
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (the default SQLite database, dev credentials). Overrides
+    /// IDVERDICT_DATA_DIR.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Load the configuration: flags > environment > file > defaults. `flags` are the command's
+/// own flags, each standing in for its environment variable (`None`: not given).
+pub fn load_config(args: &ConfigArgs, flags: &[(&str, Option<String>)]) -> anyhow::Result<Config> {
+    let data_dir = args.data_dir.as_ref().map(|d| d.display().to_string());
+    let env = |var: &str| -> Option<String> {
+        let flag = match var {
+            "IDVERDICT_DATA_DIR" => data_dir.clone(),
+            _ => flags
+                .iter()
+                .find(|(name, _)| *name == var)
+                .and_then(|(_, value)| value.clone()),
+        };
+        flag.or_else(|| std::env::var(var).ok())
+    };
+    Ok(Config::load(&Sources {
+        file: args.config.as_deref(),
+        env: &env,
+    })?)
+}
 
 /// Open the configured database and apply the migrations, for one-shot commands.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {

@@ -7,21 +7,15 @@
 //! Redelivery only resets rows in the database (due now, fresh retry schedule); the running
 //! `serve` dispatcher picks them up within its poll interval.
 
-use std::path::PathBuf;
-
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Args, Subcommand};
 use idverdict::clock::now_ms;
-use idverdict::store::{redact_url, ReactionFilter, ReactionRow, Redeliver, Store};
+use idverdict::store::{ReactionFilter, ReactionRow, Redeliver, Store};
 
 #[derive(Debug, Args)]
 pub struct ReactionsArgs {
-    /// TOML configuration file.
-    #[arg(long, env = "IDVERDICT_CONFIG", global = true)]
-    pub config: Option<PathBuf>,
-    /// Data directory (for the default SQLite database).
-    #[arg(long, global = true)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
     #[command(subcommand)]
     pub command: ReactionsCommand,
 }
@@ -59,15 +53,8 @@ pub enum ReactionsCommand {
 }
 
 pub async fn run(args: ReactionsArgs) -> anyhow::Result<()> {
-    let config = super::serve::load_config(args.config.as_deref(), None, args.data_dir.as_deref())?;
-    let url = redact_url(&config.database_url);
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("connecting to {url}"))?;
-    store
-        .migrate()
-        .await
-        .with_context(|| format!("migrating {url}"))?;
+    let config = super::load_config(&args.config, &[])?;
+    let store = super::open_store(&config).await?;
     let result = command(&store, args.command).await;
     store.close().await;
     result

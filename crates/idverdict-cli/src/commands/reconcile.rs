@@ -2,7 +2,6 @@
 //! Stripe (or the emulator) and store the ones that never arrived as webhooks, through the same
 //! path as webhooks. `serve` applies them (it also reconciles on its own, periodically).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,18 +13,14 @@ use idverdict::reconcile::Reconciler;
 pub struct ReconcileArgs {
     /// How far back to look: `72h`, `30m`, `7d`, `3600s` or plain seconds (at most 30 days,
     /// Stripe's event retention; a stored cursor can shorten it further).
-    #[arg(long, default_value = "72h", value_parser = parse_duration)]
+    #[arg(long, default_value = "72h", value_parser = parse_since)]
     pub since: Duration,
-    /// TOML configuration file (for the database).
-    #[arg(long, env = "IDVERDICT_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Data directory (for the default SQLite database).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
 }
 
 pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
-    let config = super::serve::load_config(args.config.as_deref(), None, args.data_dir.as_deref())?;
+    let config = super::load_config(&args.config, &[])?;
     crate::logging::init(config.log_format);
     let (client, settings) = super::stripe_client(&config, "reconcile")?;
     let store = super::open_store(&config).await?;
@@ -51,42 +46,27 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `72h`, `30m`, `7d`, `45s` or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => text.split_at(i),
-        None => (text, "s"),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 72h, 30m, 7d or 3600s"))?;
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("unknown unit in `{text}`: use s, m, h or d")),
-    };
-    match n.checked_mul(factor) {
-        Some(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
-        _ => Err(format!("`{text}` must be a positive duration")),
+/// `72h`, `30m`, `7d`, `45s` or plain seconds (the configuration's grammar), and not zero.
+fn parse_since(text: &str) -> Result<Duration, String> {
+    match idverdict::config::parse_seconds(text)? {
+        0 => Err(format!("`{}` must be a positive duration", text.trim())),
+        secs => Ok(Duration::from_secs(secs)),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::parse_since;
     use std::time::Duration;
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("72h"), Ok(Duration::from_secs(259_200)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
-        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("0h").is_err());
-        assert!(parse_duration("3w").is_err());
-        assert!(parse_duration("h").is_err());
+        assert_eq!(parse_since("72h"), Ok(Duration::from_secs(259_200)));
+        assert_eq!(parse_since("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_since("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_since("90"), Ok(Duration::from_secs(90)));
+        assert!(parse_since("0h").is_err());
+        assert!(parse_since("3w").is_err());
+        assert!(parse_since("h").is_err());
     }
 }

@@ -10,7 +10,6 @@
 //! This command itself changes nothing locally.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
@@ -37,12 +36,8 @@ pub struct RedactArgs {
     /// List what would be redacted without calling Stripe's redact.
     #[arg(long)]
     pub dry_run: bool,
-    /// TOML configuration file (for the database).
-    #[arg(long, env = "IDVERDICT_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Data directory (for the default SQLite database).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
 }
 
 /// What the command does with one session.
@@ -73,7 +68,7 @@ fn plan_for(session: Option<&VerificationSession>) -> Plan {
 pub async fn run(args: RedactArgs) -> anyhow::Result<()> {
     let user = args.user.trim();
     anyhow::ensure!(!user.is_empty(), "--user must not be empty");
-    let config = super::serve::load_config(args.config.as_deref(), None, args.data_dir.as_deref())?;
+    let config = super::load_config(&args.config, &[])?;
     crate::logging::init(config.log_format);
     let (client, settings) = super::stripe_client(&config, "redact")?;
 

@@ -1,56 +1,38 @@
 //! `idverdict serve`.
 
-use std::path::PathBuf;
-
 use clap::Args;
-use idverdict::config::{Config, Sources};
+use idverdict::config::ExposeSecret;
 use idverdict::App;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// TOML configuration file (environment variables override it).
-    #[arg(long, env = "IDVERDICT_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
     /// Listen address, e.g. 127.0.0.1:4242 (port 0 picks a free port). Overrides IDVERDICT_LISTEN.
     #[arg(long)]
     pub listen: Option<String>,
-    /// Data directory. Overrides IDVERDICT_DATA_DIR.
+    /// Where the embedded Stripe emulator listens (dev mode without a Stripe key only).
+    /// Default: 127.0.0.1:12111 if free, else any free port on 127.0.0.1. Overrides
+    /// IDVERDICT_EMULATOR_LISTEN.
     #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-    /// Where the embedded Stripe emulator listens (dev mode without STRIPE_API_KEY only).
-    /// Default: 127.0.0.1:12111 if free, else any free port on 127.0.0.1.
-    #[arg(long, env = "IDVERDICT_EMULATOR_LISTEN")]
     pub emulator_listen: Option<String>,
-    /// Do not start the embedded Stripe emulator, even in dev mode.
-    #[arg(long, env = "IDVERDICT_NO_EMULATOR")]
+    /// Do not start the embedded Stripe emulator, even in dev mode. Overrides
+    /// IDVERDICT_NO_EMULATOR.
+    #[arg(long)]
     pub no_emulator: bool,
 }
 
-/// Load the configuration with flags taking precedence over the environment.
-pub fn load_config(
-    config: Option<&std::path::Path>,
-    listen: Option<&str>,
-    data_dir: Option<&std::path::Path>,
-) -> anyhow::Result<Config> {
-    let data_dir = data_dir.map(|d| d.display().to_string());
-    let env = |key: &str| -> Option<String> {
-        match key {
-            "IDVERDICT_LISTEN" if listen.is_some() => listen.map(str::to_string),
-            "IDVERDICT_DATA_DIR" if data_dir.is_some() => data_dir.clone(),
-            _ => std::env::var(key).ok().filter(|v| !v.is_empty()),
-        }
-    };
-    Ok(Config::load(&Sources {
-        file: config,
-        env: &env,
-    })?)
-}
-
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = load_config(
-        args.config.as_deref(),
-        args.listen.as_deref(),
-        args.data_dir.as_deref(),
+    let mut config = super::load_config(
+        &args.config,
+        &[
+            ("IDVERDICT_LISTEN", args.listen.clone()),
+            ("IDVERDICT_EMULATOR_LISTEN", args.emulator_listen.clone()),
+            (
+                "IDVERDICT_NO_EMULATOR",
+                args.no_emulator.then(|| "true".into()),
+            ),
+        ],
     )?;
     crate::logging::init(config.log_format);
     let generated = config.materialize_dev_defaults()?;
@@ -58,23 +40,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // In dev mode with no Stripe key, run the emulator too (see `dev_loop`). Its endpoint's
     // secret must be known before `App::build`, which fixes the verifier's secrets; the dev
     // secret stays first so `idverdict trigger` keeps working.
-    let dev_loop = if !args.no_emulator && super::dev_loop::wanted(config.dev_mode) {
+    let dev_loop = if !config.no_emulator && super::dev_loop::wanted(&config) {
         let provisional = super::dev_loop::webhook_url(config.listen, &config.webhook_path);
         let dev = super::dev_loop::DevLoop::start(
             &config.data_dir,
-            args.emulator_listen.as_deref(),
+            config.emulator_listen.as_deref(),
             &provisional,
         )
         .await?;
-        if !config.webhook_secrets.contains(&dev.secret) {
-            config.webhook_secrets.push(dev.secret.clone());
+        if !config
+            .webhook_secrets
+            .iter()
+            .any(|s| s.expose_secret() == dev.secret)
+        {
+            config.webhook_secrets.push(dev.secret.clone().into());
         }
         // The app API's Stripe calls (session creation, reconciliation) go to the emulator too,
         // so the whole product works offline.
         if config.stripe.is_none() {
             config.stripe = Some(
                 idverdict::stripe_api::StripeSettings::new("sk_test_idverdict_dev", dev.base_url())
-                    .map_err(anyhow::Error::msg)?,
+                    .map_err(anyhow::Error::new)?,
             );
         }
         Some(dev)

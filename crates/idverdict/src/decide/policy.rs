@@ -96,43 +96,50 @@ impl Policy {
         }
     }
 
-    /// Parse and validate the `[policy]` table. Errors name the key at fault.
-    pub fn from_toml(table: Option<&toml::Value>) -> Result<Policy, String> {
+    /// Validate the `[policy]` table (`None`: the defaults). Errors name the key at fault.
+    pub fn from_toml(table: Option<&PolicyTable>) -> Result<Policy, PolicyError> {
         let mut policy = Policy::default();
-        let Some(table) = table else {
+        let Some(raw) = table else {
             return Ok(policy);
         };
-        let raw: RawPolicy = table
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| format!("policy: {}", e.message()))?;
         if let Some(n) = raw.max_attempts {
             if !(1..=100).contains(&n) {
-                return Err("policy.max_attempts: must be between 1 and 100".into());
+                return Err(PolicyError::new(
+                    "policy.max_attempts",
+                    "must be between 1 and 100",
+                ));
             }
             policy.max_attempts = n;
         }
         if let Some(e) = raw.on_exhausted {
             policy.on_exhausted = e;
         }
-        if let Some(step) = raw.unknown_code {
-            policy.unknown_code = parse_step(&step)
-                .ok_or_else(|| format!("policy.unknown_code: `{step}` is not one of {STEPS}"))?;
+        if let Some(step) = &raw.unknown_code {
+            policy.unknown_code = parse_step(step).ok_or_else(|| {
+                PolicyError::new(
+                    "policy.unknown_code",
+                    format!("`{step}` is not one of {STEPS}"),
+                )
+            })?;
         }
-        if let Some(key) = raw.user_metadata_key {
-            policy.user_metadata_key = (!key.is_empty()).then_some(key);
+        if let Some(key) = &raw.user_metadata_key {
+            policy.user_metadata_key = (!key.is_empty()).then(|| key.clone());
         }
-        for (name, rule) in raw.codes {
+        for (name, rule) in &raw.codes {
             let code = ErrorCode::from(name.as_str());
             if code.is_unknown() {
-                return Err(format!(
-                    "policy.codes.{name}: not a Stripe Identity last_error code"
+                return Err(PolicyError::new(
+                    format!("policy.codes.{name}"),
+                    "not a Stripe Identity last_error code",
                 ));
             }
             let default = policy.rule(&code);
-            let next_step = match rule.next_step {
-                Some(step) => parse_step(&step).ok_or_else(|| {
-                    format!("policy.codes.{name}.next_step: `{step}` is not one of {STEPS}")
+            let next_step = match &rule.next_step {
+                Some(step) => parse_step(step).ok_or_else(|| {
+                    PolicyError::new(
+                        format!("policy.codes.{name}.next_step"),
+                        format!("`{step}` is not one of {STEPS}"),
+                    )
                 })?,
                 None => default.next_step,
             };
@@ -146,11 +153,22 @@ impl Policy {
         }
         Ok(policy)
     }
+}
 
-    /// Override the attempt limit (the `IDVERDICT_MAX_ATTEMPTS` environment variable).
-    pub fn with_max_attempts(mut self, n: u32) -> Policy {
-        self.max_attempts = n;
-        self
+/// A `[policy]` value that is not valid: the dotted key and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct PolicyError {
+    pub key: String,
+    pub message: String,
+}
+
+impl PolicyError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> PolicyError {
+        PolicyError {
+            key: key.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -160,22 +178,26 @@ fn parse_step(s: &str) -> Option<NextStep> {
     NextStep::parse(s)
 }
 
-#[derive(Debug, Deserialize)]
+/// The `[policy]` table as written in the configuration file, checked by [`Policy::from_toml`].
+/// The configuration loader reads it with the rest of the file (so TOML errors carry their
+/// line) and sets `max_attempts` from `IDVERDICT_MAX_ATTEMPTS`.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPolicy {
-    max_attempts: Option<u32>,
-    on_exhausted: Option<Exhausted>,
-    unknown_code: Option<String>,
-    user_metadata_key: Option<String>,
+pub struct PolicyTable {
+    pub max_attempts: Option<u32>,
+    pub on_exhausted: Option<Exhausted>,
+    pub unknown_code: Option<String>,
+    pub user_metadata_key: Option<String>,
     #[serde(default)]
-    codes: BTreeMap<String, RawRule>,
+    pub codes: BTreeMap<String, CodeTable>,
 }
 
+/// One `[policy.codes.<code>]` table.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRule {
-    next_step: Option<String>,
-    counts_as_attempt: Option<bool>,
+pub struct CodeTable {
+    pub next_step: Option<String>,
+    pub counts_as_attempt: Option<bool>,
 }
 
 #[cfg(test)]
@@ -183,8 +205,12 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Policy, String> {
-        let value: toml::Value = toml::from_str(text).unwrap();
-        Policy::from_toml(value.get("policy"))
+        #[derive(Deserialize)]
+        struct File {
+            policy: Option<PolicyTable>,
+        }
+        let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+        Policy::from_toml(file.policy.as_ref()).map_err(|e| e.to_string())
     }
 
     #[test]

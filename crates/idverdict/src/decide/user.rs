@@ -413,7 +413,7 @@ mod tests {
     fn exhaustion_can_lead_to_an_alternative() {
         let text = "[policy]\non_exhausted = \"alternative_required\"\nmax_attempts = 1\n";
         let value: toml::Value = toml::from_str(text).unwrap();
-        let p = Policy::from_toml(value.get("policy")).unwrap();
+        let p = Policy::from_toml(Some(&value["policy"].clone().try_into().unwrap())).unwrap();
         let s = [session(
             "vs_a",
             10,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
 use sha2::Sha256;
 
 use super::config::{decode_secret, ReactConfig};
@@ -27,11 +28,13 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    pub fn new(secrets: &[String]) -> Result<Signer, String> {
+    pub fn new<S: AsRef<str>>(secrets: impl IntoIterator<Item = S>) -> Result<Signer, String> {
         let keys = secrets
-            .iter()
+            .into_iter()
             .enumerate()
-            .map(|(i, s)| decode_secret(s).map_err(|e| format!("callbacks.secrets[{i}]: {e}")))
+            .map(|(i, s)| {
+                decode_secret(s.as_ref()).map_err(|e| format!("callbacks.secrets[{i}]: {e}"))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Signer { keys })
     }
@@ -74,7 +77,8 @@ pub struct CallbackChannel {
 
 impl CallbackChannel {
     pub fn new(config: &ReactConfig) -> Result<CallbackChannel, ReactError> {
-        let signer = Signer::new(&config.callbacks.secrets).map_err(ReactError::Config)?;
+        let signer = Signer::new(config.callbacks.secrets.iter().map(|s| s.expose_secret()))
+            .map_err(ReactError::Config)?;
         let allow_private = config.delivery.allow_private_targets;
         let mut builder = reqwest::Client::builder()
             // Standard Webhooks: a redirect is a failure, and following one could lead the

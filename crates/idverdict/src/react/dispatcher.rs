@@ -53,12 +53,14 @@ impl Dispatcher {
     /// Validate the configuration and build the channels. The NATS connection is made on the
     /// first message, so a bus that is down does not stop start-up.
     pub async fn new(store: Store, config: ReactConfig) -> Result<Dispatcher, ReactError> {
-        config.validate().map_err(ReactError::Config)?;
+        config
+            .validate()
+            .map_err(|e| ReactError::Config(e.to_string()))?;
         let schedule = Schedule::new(
             config
                 .delivery
                 .schedule_durations()
-                .map_err(ReactError::Config)?,
+                .map_err(|e| ReactError::Config(e.to_string()))?,
         );
         // A channel whose configuration was removed cannot deliver its old reactions; they
         // exhaust with a clear error and can be redelivered once it is configured again.
@@ -74,13 +76,7 @@ impl Dispatcher {
         let slowest = config
             .callbacks
             .timeout_secs
-            .max(
-                config
-                    .email
-                    .as_ref()
-                    .and_then(|e| e.timeout_secs)
-                    .unwrap_or(30),
-            )
+            .max(config.email.as_ref().map_or(30, |e| e.timeout_secs))
             .max(15);
         Ok(Dispatcher {
             inner: Arc::new(Inner {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
 
 use super::config::{EmailConfig, TlsMode};
 use super::plan::EMAIL_DECISIONS;
@@ -302,9 +303,12 @@ impl EmailChannel {
         };
         let mut builder = builder
             .port(config.port())
-            .timeout(Some(Duration::from_secs(config.timeout_secs.unwrap_or(30))));
+            .timeout(Some(Duration::from_secs(config.timeout_secs)));
         if let (Some(user), Some(pass)) = (&config.username, &config.password) {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                pass.expose_secret().to_string(),
+            ));
         }
         Ok(EmailChannel {
             transport: builder.build(),

@@ -8,13 +8,14 @@
 //! effect. Failed attempts are retried on a schedule with jitter; after the last one the
 //! reaction is `exhausted`, kept, and can be redelivered by the operator.
 //!
-//! One job per module: [`config`] (settings), [`plan`] (fan-out), [`dispatcher`] (claim,
-//! deliver, record), [`retry`] (when again), [`callback`] (signing and HTTP), [`email`]
-//! (templates and SMTP), [`nats`] (the bus), [`ssrf`] (target guard), [`redaction`] (what a
-//! redaction does to reactions already written).
+//! One job per module: [`plan`] (fan-out), [`dispatcher`] (claim, deliver, record),
+//! [`retry`] (when again), [`callback`] (signing and HTTP), [`email`] (templates and SMTP),
+//! [`nats`] (the bus), [`ssrf`] (target guard), [`redaction`] (what a redaction does to
+//! reactions already written). Their settings are loaded and checked with the rest in
+//! `crate::config::reactions`, re-exported here as `config`.
 
 pub mod callback;
-pub mod config;
+pub use crate::config::reactions as config;
 pub mod dispatcher;
 pub mod email;
 pub mod nats;
