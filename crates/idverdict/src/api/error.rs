@@ -165,29 +165,24 @@ impl From<StripeApiError> for ApiError {
     }
 }
 
+/// A body refused while it was read: 413 when it is over the limit, else 400 with `code`.
+fn body_refused(status: StatusCode, text: String, code: &'static str) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(status, "payload_too_large", text)
+    } else {
+        ApiError::bad_request(code, text)
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                rejection.body_text(),
-            );
-        }
-        ApiError::bad_request("invalid_body", rejection.body_text())
+        body_refused(rejection.status(), rejection.body_text(), "invalid_body")
     }
 }
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> ApiError {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                rejection.body_text(),
-            );
-        }
-        ApiError::bad_request("unreadable_body", rejection.body_text())
+        body_refused(rejection.status(), rejection.body_text(), "unreadable_body")
     }
 }
 

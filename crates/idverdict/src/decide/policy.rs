@@ -214,7 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_issue() {
+    fn defaults_users_rely_on() {
         let p = Policy::default();
         assert_eq!(p.max_attempts, 3);
         assert_eq!(

@@ -104,7 +104,8 @@ impl SessionRecord {
         self.redaction_status == Some(RedactionStatus::Redacted)
     }
 
-    /// A record for a session seen for the first time, before its first snapshot is applied.
+    /// A record for a session seen for the first time, before its first snapshot is applied:
+    /// its status is not placed yet, so any known status comes after it.
     fn first_seen(session: &VerificationSession) -> SessionRecord {
         SessionRecord {
             id: session.id.clone(),
@@ -129,25 +130,19 @@ impl SessionRecord {
 
 #[cfg(test)]
 impl SessionRecord {
-    /// A session of user `u` waiting for input, for tests to adjust.
+    /// A document session of user `u` waiting for input, for tests to adjust.
     pub(crate) fn example(id: &str) -> SessionRecord {
+        let session: VerificationSession = serde_json::from_value(serde_json::json!({
+            "id": id, "object": "identity.verification_session", "created": 0,
+            "livemode": false, "status": "requires_input",
+        }))
+        .expect("a minimal session");
         SessionRecord {
-            id: id.to_string(),
             user_ref: Some("u".to_string()),
-            status: SessionStatus::RequiresInput,
             session_type: Some(SessionType::Document),
-            livemode: false,
-            metadata: BTreeMap::new(),
-            last_error_code: None,
-            last_error_reason: None,
-            last_report_id: None,
-            redaction_status: None,
-            failed_attempts: 0,
             status_event_created: 0,
             status_rank: 0,
-            session_created: 0,
-            outcome: SessionOutcome::AwaitingInput,
-            next_step: None,
+            ..SessionRecord::first_seen(&session)
         }
     }
 }

@@ -427,4 +427,109 @@ mod tests {
             UserState::AlternativeRequired
         );
     }
+
+    fn stored(view: UserView, since: i64) -> UserRecord {
+        UserRecord {
+            user_ref: "u".into(),
+            view,
+            state_since_ms: since,
+            review: None,
+            updated_at_ms: since,
+        }
+    }
+
+    #[test]
+    fn entering_a_state_that_tells_someone_is_a_decision_pending_is_not() {
+        let p = Policy::default();
+        let pending = [session("vs_a", 10, Outcome::Processing, None, 0)];
+        let refs: Vec<&SessionRecord> = pending.iter().collect();
+        let change = recompute("u", &refs, None, &p, 5_000).expect("a new user");
+        assert_eq!(change.user.view.state, UserState::Pending);
+        assert_eq!(change.user.state_since_ms, 5_000);
+        assert_eq!(change.decision, None, "pending tells nobody anything");
+        // Nothing changed: nothing to store.
+        assert_eq!(recompute("u", &refs, Some(&change.user), &p, 6_000), None);
+
+        let failed = [session(
+            "vs_a",
+            10,
+            Outcome::RetryAllowed,
+            Some("document_expired"),
+            1,
+        )];
+        let refs: Vec<&SessionRecord> = failed.iter().collect();
+        let change = recompute("u", &refs, Some(&change.user), &p, 7_000).unwrap();
+        let d = change.decision.expect("retry_allowed is a decision");
+        assert_eq!(d.kind, DecisionType::RetryAllowed);
+        assert_eq!(d.key, "u:retry_allowed:vs_a:1");
+        assert_eq!((d.attempts_used, d.attempts_left), (1, 2));
+        assert_eq!(d.occurred_at, 7);
+        assert_eq!(
+            d.resume.as_deref(),
+            Some("POST /v1/users/u/verification_sessions")
+        );
+        assert_eq!(change.user.state_since_ms, 7_000);
+    }
+
+    #[test]
+    fn each_new_failure_while_retry_allowed_is_a_decision_and_keeps_state_since() {
+        let p = Policy::default();
+        let one = [session(
+            "vs_a",
+            10,
+            Outcome::RetryAllowed,
+            Some("document_expired"),
+            1,
+        )];
+        let refs: Vec<&SessionRecord> = one.iter().collect();
+        let before = stored(user_view(&refs, None, &p), 1_000);
+        let two = [session(
+            "vs_a",
+            10,
+            Outcome::RetryAllowed,
+            Some("document_expired"),
+            2,
+        )];
+        let refs: Vec<&SessionRecord> = two.iter().collect();
+        let change = recompute("u", &refs, Some(&before), &p, 9_000).unwrap();
+        let d = change.decision.expect("a second failure is news");
+        assert_eq!(
+            (d.key.as_str(), d.attempts_left),
+            ("u:retry_allowed:vs_a:2", 1)
+        );
+        assert_eq!(change.user.state_since_ms, 1_000, "same state since before");
+    }
+
+    #[test]
+    fn a_stored_review_stays_through_recomputation() {
+        let p = Policy::default();
+        let s = [session(
+            "vs_a",
+            10,
+            Outcome::NeedsReview,
+            Some("selfie_manipulated"),
+            1,
+        )];
+        let refs: Vec<&SessionRecord> = s.iter().collect();
+        let mut before = stored(user_view(&refs, None, &p), 1_000);
+        before.review = Some(Review {
+            action: ReviewAction::Approve,
+            session_id: Some("vs_a".into()),
+            attempts_at_review: 1,
+        });
+        let newer = [
+            s[0].clone(),
+            session(
+                "vs_b",
+                20,
+                Outcome::RetryAllowed,
+                Some("document_expired"),
+                1,
+            ),
+        ];
+        let refs: Vec<&SessionRecord> = newer.iter().collect();
+        let change = recompute("u", &refs, Some(&before), &p, 2_000).unwrap();
+        assert_eq!(change.user.view.state, UserState::Approved);
+        assert_eq!(change.user.review, before.review);
+    }
 }
