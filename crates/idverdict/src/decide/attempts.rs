@@ -68,11 +68,4 @@ impl AttemptLedger {
         let new = failed_attempt(snapshot, policy).filter(|a| keys.insert(a.key.clone()));
         (u32::try_from(keys.len()).unwrap_or(u32::MAX), new)
     }
-
-    /// The number of failed attempts recorded for a session.
-    pub fn count(&self, session_id: &str) -> u32 {
-        self.keys
-            .get(session_id)
-            .map_or(0, |k| u32::try_from(k.len()).unwrap_or(u32::MAX))
-    }
 }

@@ -159,7 +159,7 @@ pub fn attempts_used(sessions: &[&SessionRecord]) -> u32 {
 }
 
 /// The newest of the user's sessions: by Stripe's `created`, then id for a stable tie-break.
-pub fn newest<'a>(sessions: &[&'a SessionRecord]) -> Option<&'a SessionRecord> {
+fn newest<'a>(sessions: &[&'a SessionRecord]) -> Option<&'a SessionRecord> {
     sessions
         .iter()
         .copied()
