@@ -207,7 +207,14 @@ async fn collect_images(
     }
     if checks.contains(&"selfie") {
         images.selfie = Some(
-            store_image(emu, &s.id, SELFIE_PURPOSE, "selfie.svg", images::selfie(&s.id)).await?,
+            store_image(
+                emu,
+                &s.id,
+                SELFIE_PURPOSE,
+                "selfie.svg",
+                images::selfie(&s.id),
+            )
+            .await?,
         );
     }
     Ok(images)

@@ -39,7 +39,11 @@ impl Date {
             2 => 28,
             _ => return None,
         };
-        ((1..=9999).contains(&year) && (1..=days).contains(&day)).then_some(Date { day, month, year })
+        ((1..=9999).contains(&year) && (1..=days).contains(&day)).then_some(Date {
+            day,
+            month,
+            year,
+        })
     }
 
     /// `YYYY-MM-DD`, the value of an HTML date input.
@@ -503,7 +507,9 @@ fn apply(
                 e.split_once('@')
                     .is_none_or(|(a, b)| a.is_empty() || b.is_empty())
             }) {
-                return Err(err("must be an email address such as jenny@example.com".into()));
+                return Err(err(
+                    "must be an email address such as jenny@example.com".into()
+                ));
             }
             p.email = email;
         }
@@ -584,14 +590,20 @@ mod tests {
         let defaults = VerifiedPerson::defaults(&s);
         assert_eq!(defaults.document.kind, "passport");
         assert_eq!(defaults.email.as_deref(), Some("given@example.com"));
-        assert_eq!(defaults.id_number, None, "no ID number check on this session");
+        assert_eq!(
+            defaults.id_number, None,
+            "no ID number check on this session"
+        );
 
         let mut c = Choices::default();
         c.set(Field::FirstName, Some(Choice::Text(" Ada ".into())));
         c.set(Field::Line2, Some(Choice::Text("Flat 2".into())));
         c.set(Field::Email, None);
         c.set(Field::Country, Some(Choice::Text("gb".into())));
-        c.set(Field::Dob, Some(Choice::Date(Date::new(10, 12, 1985).unwrap())));
+        c.set(
+            Field::Dob,
+            Some(Choice::Date(Date::new(10, 12, 1985).unwrap())),
+        );
         let p = c.resolve(&s).unwrap();
         assert_eq!(p.first_name.as_deref(), Some("Ada"));
         assert_eq!(p.address.line2.as_deref(), Some("Flat 2"));

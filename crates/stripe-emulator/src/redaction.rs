@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::errors::StoreError;
-use crate::model::{redacted_tree, Event, SESSION_OBJECT, REPORT_OBJECT};
+use crate::model::{redacted_tree, Event, REPORT_OBJECT, SESSION_OBJECT};
 use crate::report;
 use crate::store::Kind;
 use crate::Emulator;
@@ -54,8 +54,8 @@ fn scrub(v: &mut Value, id: &str) {
     match v {
         Value::Object(m) => {
             let object = m.get("object").and_then(Value::as_str);
-            let is_session = object == Some(SESSION_OBJECT)
-                && m.get("id").and_then(Value::as_str) == Some(id);
+            let is_session =
+                object == Some(SESSION_OBJECT) && m.get("id").and_then(Value::as_str) == Some(id);
             let is_report = object == Some(REPORT_OBJECT)
                 && m.get("verification_session").and_then(Value::as_str) == Some(id);
             if is_session {

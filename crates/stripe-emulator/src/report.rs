@@ -64,7 +64,11 @@ fn failure(code: Option<&str>) -> Failure<'_> {
 /// The checks a submission runs: the document (unless an ID-number session), the ID number,
 /// the selfie when the options ask for them, email and phone when there is one to check, and
 /// whichever check the outcome says failed.
-pub fn checks(s: &Session, person: &VerifiedPerson, failed_code: Option<&str>) -> Vec<&'static str> {
+pub fn checks(
+    s: &Session,
+    person: &VerifiedPerson,
+    failed_code: Option<&str>,
+) -> Vec<&'static str> {
     let doc_opts = s.options.get("document").cloned().unwrap_or(json!({}));
     let flag = |k: &str| doc_opts.get(k).and_then(Value::as_bool).unwrap_or(false);
     let mut checks = Vec::new();
@@ -212,13 +216,25 @@ mod tests {
 
     #[test]
     fn blocks_follow_the_checks_and_the_failure() {
-        let s = session("document", json!({"document": {"require_matching_selfie": true}}));
+        let s = session(
+            "document",
+            json!({"document": {"require_matching_selfie": true}}),
+        );
         let p = VerifiedPerson::defaults(&s);
-        let r = build(&s, Some("selfie_face_mismatch"), Some("no match"), &p, &images());
+        let r = build(
+            &s,
+            Some("selfie_face_mismatch"),
+            Some("no match"),
+            &p,
+            &images(),
+        );
         assert_eq!(r["document"]["status"], "verified");
         assert_eq!(r["document"]["files"], json!(["file_front", "file_back"]));
         assert_eq!(r["selfie"]["status"], "unverified");
-        assert_eq!(r["selfie"]["error"], json!({"code": "selfie_face_mismatch", "reason": "no match"}));
+        assert_eq!(
+            r["selfie"]["error"],
+            json!({"code": "selfie_face_mismatch", "reason": "no match"})
+        );
         assert_eq!(r["selfie"]["document"], "file_front");
         assert!(r.get("id_number").is_none() && r.get("email").is_none());
 
@@ -234,7 +250,13 @@ mod tests {
         assert_eq!(r["email"]["status"], "unverified");
 
         let s = session("id_number", json!({}));
-        let r = build(&s, None, None, &VerifiedPerson::defaults(&s), &Images::default());
+        let r = build(
+            &s,
+            None,
+            None,
+            &VerifiedPerson::defaults(&s),
+            &Images::default(),
+        );
         assert!(r.get("document").is_none());
         assert_eq!(r["id_number"]["id_number_type"], "us_ssn");
     }
@@ -250,7 +272,10 @@ mod tests {
             }
         }
         assert_eq!(plain["document"]["first_name"], "Jenny");
-        assert_eq!(plain["document"]["files"], json!(["file_front", "file_back"]));
+        assert_eq!(
+            plain["document"]["files"],
+            json!(["file_front", "file_back"])
+        );
         let some = render(&r, &[("document", "number"), ("id_number", "dob")]);
         assert_eq!(some["document"]["number"], "TEST0000000");
         assert_eq!(some["id_number"]["dob"]["year"], 1990);
@@ -259,11 +284,23 @@ mod tests {
 
     #[test]
     fn redaction_keeps_what_is_not_personal() {
-        let s = session("document", json!({"document": {"require_matching_selfie": true}}));
-        let mut r = build(&s, Some("selfie_manipulated"), Some("why"), &VerifiedPerson::defaults(&s), &images());
+        let s = session(
+            "document",
+            json!({"document": {"require_matching_selfie": true}}),
+        );
+        let mut r = build(
+            &s,
+            Some("selfie_manipulated"),
+            Some("why"),
+            &VerifiedPerson::defaults(&s),
+            &images(),
+        );
         redact(&mut r);
         assert_eq!(r["document"]["first_name"], "[redacted]");
-        assert_eq!(r["document"]["dob"], json!({"day": 1, "month": 1, "year": 1}));
+        assert_eq!(
+            r["document"]["dob"],
+            json!({"day": 1, "month": 1, "year": 1})
+        );
         assert_eq!(r["document"]["address"]["country"], "US");
         assert_eq!(r["document"]["issuing_country"], "US");
         assert_eq!(r["document"]["type"], "driving_license");

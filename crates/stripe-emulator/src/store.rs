@@ -587,12 +587,14 @@ impl Store {
         session_id: &str,
         content: &[u8],
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT OR REPLACE INTO file_contents (file_id, session_id, content) VALUES (?, ?, ?)")
-            .bind(file_id)
-            .bind(session_id)
-            .bind(content)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO file_contents (file_id, session_id, content) VALUES (?, ?, ?)",
+        )
+        .bind(file_id)
+        .bind(session_id)
+        .bind(content)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

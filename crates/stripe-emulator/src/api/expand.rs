@@ -36,7 +36,10 @@ pub fn needs_restricted_key(what: &str) -> ApiError {
 }
 
 fn cannot_expand(path: &str) -> ApiError {
-    ApiError::invalid_param("expand", format!("This property cannot be expanded ({path})."))
+    ApiError::invalid_param(
+        "expand",
+        format!("This property cannot be expanded ({path})."),
+    )
 }
 
 /// A report-relative path (`document.dob`): `Some(Some(field))` for a sensitive field,
@@ -63,7 +66,10 @@ fn require_restricted(key: KeyKind, path: &str) -> Result<(), ApiError> {
 }
 
 /// `expand[]` of a report retrieved on its own (`document.dob`, …).
-pub fn report(expand: &[String], key: KeyKind) -> Result<Vec<(&'static str, &'static str)>, ApiError> {
+pub fn report(
+    expand: &[String],
+    key: KeyKind,
+) -> Result<Vec<(&'static str, &'static str)>, ApiError> {
     let mut fields = Vec::new();
     for path in expand {
         match report_path(path) {
@@ -119,7 +125,15 @@ mod tests {
 
     #[test]
     fn secret_keys_get_everything_but_the_sensitive_fields() {
-        let x = session(&v(&["verified_outputs", "last_verification_report", "provided_details"]), KeyKind::Secret).unwrap();
+        let x = session(
+            &v(&[
+                "verified_outputs",
+                "last_verification_report",
+                "provided_details",
+            ]),
+            KeyKind::Secret,
+        )
+        .unwrap();
         assert!(x.verified_outputs && x.report && x.provided_details);
         for path in [
             "verified_outputs.dob",
@@ -143,19 +157,35 @@ mod tests {
     #[test]
     fn restricted_keys_name_what_they_get() {
         let x = session(
-            &v(&["verified_outputs.dob", "last_verification_report.document.number", "last_verification_report.selfie.selfie"]),
+            &v(&[
+                "verified_outputs.dob",
+                "last_verification_report.document.number",
+                "last_verification_report.selfie.selfie",
+            ]),
             KeyKind::Restricted,
         )
         .unwrap();
         assert!(x.verified_outputs && x.report);
         assert_eq!(x.output_fields, ["dob"]);
         assert_eq!(x.report_fields, [("document", "number")]);
-        assert_eq!(report(&v(&["id_number.dob", "document.files"]), KeyKind::Restricted).unwrap(), [("id_number", "dob")]);
+        assert_eq!(
+            report(
+                &v(&["id_number.dob", "document.files"]),
+                KeyKind::Restricted
+            )
+            .unwrap(),
+            [("id_number", "dob")]
+        );
     }
 
     #[test]
     fn unknown_paths_are_refused_whatever_the_key() {
-        for path in ["nope", "verified_outputs.first_name", "last_verification_report.document.first_name", "last_verification_report.x"] {
+        for path in [
+            "nope",
+            "verified_outputs.first_name",
+            "last_verification_report.document.first_name",
+            "last_verification_report.x",
+        ] {
             for key in [KeyKind::Secret, KeyKind::Restricted] {
                 let e = session(&v(&[path]), key).unwrap_err();
                 assert_eq!(e.status, StatusCode::BAD_REQUEST, "{path}");

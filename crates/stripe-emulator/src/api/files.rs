@@ -18,9 +18,7 @@ use super::list::{paginate, LIST_PARAMS};
 use super::{authenticate, error_response, ApiResult, Ctx, KeyKind};
 use crate::clock::now_s;
 use crate::errors::ApiError;
-use crate::files::{
-    FileLinkRecord, FileRecord, IDENTITY_LINK_MAX_SECONDS, IMAGE_CONTENT_TYPE,
-};
+use crate::files::{FileLinkRecord, FileRecord, IDENTITY_LINK_MAX_SECONDS, IMAGE_CONTENT_TYPE};
 use crate::form::Params;
 use crate::ids::{new_id, token};
 use crate::store::Kind;
@@ -115,9 +113,13 @@ fn check_expiry(file: &FileRecord, expires_at: Option<i64>, now: i64) -> Result<
     match expires_at {
         Some(t) if t <= now => Err(ApiError::invalid_param(
             "expires_at",
-            format!("Invalid expires_at: must be a timestamp in the future (got {t}, now is {now})."),
+            format!(
+                "Invalid expires_at: must be a timestamp in the future (got {t}, now is {now})."
+            ),
         )),
-        Some(t) if file.is_identity_image() && t - now > IDENTITY_LINK_MAX_SECONDS => Err(too_long()),
+        Some(t) if file.is_identity_image() && t - now > IDENTITY_LINK_MAX_SECONDS => {
+            Err(too_long())
+        }
         None if file.is_identity_image() => Err(too_long()),
         _ => Ok(()),
     }

@@ -41,7 +41,11 @@ fn date_param(h: &Params, param: &str) -> Result<Option<Choice>, ApiError> {
     let [Some(day), Some(month), Some(year)] = parts[..] else {
         return Err(invalid());
     };
-    let date = match (u32::try_from(day), u32::try_from(month), i32::try_from(year)) {
+    let date = match (
+        u32::try_from(day),
+        u32::try_from(month),
+        i32::try_from(year),
+    ) {
         (Ok(d), Ok(m), Ok(y)) => Date::new(d, m, y),
         _ => None,
     };
@@ -148,9 +152,12 @@ pub async fn drive(ctx: &mut Ctx<'_>, id: &str, action: &str, p: &Params) -> Api
     };
     let chosen = choices(p)?;
     let session = lifecycle::load(ctx.emu, id).await?;
-    let person = chosen
-        .resolve(&session)
-        .map_err(|e| ApiError::invalid_param(&e.field.param(), format!("Invalid {}: {}.", e.field.param(), e.message)))?;
+    let person = chosen.resolve(&session).map_err(|e| {
+        ApiError::invalid_param(
+            &e.field.param(),
+            format!("Invalid {}: {}.", e.field.param(), e.message),
+        )
+    })?;
     let w = ctx.w()?;
     if session.status == Status::RequiresInput {
         lifecycle::submit(ctx.emu, w, id, None, &ctx.cause).await?;

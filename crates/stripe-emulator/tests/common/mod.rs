@@ -111,11 +111,13 @@ impl Emu {
     }
 
     pub async fn get_as(&self, key: &str, path: &str, query: &[(&str, &str)]) -> Resp {
-        self.send_as(key, reqwest::Method::GET, path, query, &[]).await
+        self.send_as(key, reqwest::Method::GET, path, query, &[])
+            .await
     }
 
     pub async fn post_as(&self, key: &str, path: &str, form: &[(&str, &str)]) -> Resp {
-        self.send_as(key, reqwest::Method::POST, path, form, &[]).await
+        self.send_as(key, reqwest::Method::POST, path, form, &[])
+            .await
     }
 
     pub async fn ok_post(&self, path: &str, form: &[(&str, &str)]) -> Value {
