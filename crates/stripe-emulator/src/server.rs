@@ -38,8 +38,14 @@ pub fn router(emu: Arc<Emulator>) -> Router {
     Router::new()
         .route("/v1/{*rest}", any(handle))
         // Binary answers, outside the JSON API handler.
-        .route("/v1/files/{id}/contents", get(files::contents))
-        .route("/files/links/{id}/{token}", get(files::serve_link))
+        .route(
+            "/v1/files/{id}/contents",
+            get(files::contents).fallback(not_found),
+        )
+        .route(
+            "/files/links/{id}/{token}",
+            get(files::serve_link).fallback(not_found),
+        )
         .route(
             "/verify/{id}",
             get(hosted_page::show).post(hosted_page::submit),
