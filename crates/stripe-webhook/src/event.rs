@@ -1,4 +1,4 @@
-//! The Stripe `Event` envelope (stripe.md §2.5) and its `type` strings.
+//! The Stripe `Event` envelope and its `type` strings.
 
 use std::fmt;
 
