@@ -29,7 +29,7 @@
 //! signed with a far-future `t` be replayed for a long time. Pass
 //! `u64::MAX` to [`Verifier::with_future_skew`] to get the SDK behaviour.
 //!
-//! # Malformed headers: what each official SDK does, and what this crate does
+//! # Malformed headers: decisions where the official SDKs disagree
 //!
 //! `T` = 1700000000, `S` = the correct `v1` for payload P1 and `whsec_test_secret`.
 //!
