@@ -17,9 +17,9 @@ use common::smtp::SmtpSink;
 use common::*;
 use futures::StreamExt;
 use idverdict::clock::now_ms;
-use idverdict::decide::{NextStep, UserState};
+use idverdict::decide::{Decision, NextStep, UserState};
 use idverdict::react::config::{EmailConfig, NatsConfig, TlsMode};
-use idverdict::react::{plan, Decision, Dispatcher, NewReaction, ReactConfig, ReactionKind};
+use idverdict::react::{plan, Dispatcher, NewReaction, ReactConfig, ReactionKind};
 use idverdict::store::{ReactionFilter, ReactionRow, Redeliver, Store};
 use stripe_webhook::ErrorCode;
 

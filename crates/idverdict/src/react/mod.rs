@@ -1,11 +1,11 @@
 //! Reactions: what idverdict does about a decision — an HTTP callback to the app (Standard
 //! Webhooks), an email to the end user, a message on the bus (NATS).
 //!
-//! The processor turns each [`Decision`] into [`NewReaction`]s with [`plan`] and writes them to
-//! the outbox (`reactions` table) in the decision's own transaction; the [`Dispatcher`]
-//! delivers them afterwards, at least once, with the reaction id as the idempotency key the
-//! receiver deduplicates on (`webhook-id`, `Message-ID`, `Nats-Msg-Id`): exactly once in
-//! effect. Failed attempts are retried on a schedule with jitter; after the last one the
+//! The processor turns each [`Decision`](crate::decide::Decision) into [`NewReaction`]s with
+//! [`plan`] and writes them to the outbox (`reactions` table) in the decision's own
+//! transaction; the [`Dispatcher`] delivers them afterwards, at least once, with the reaction
+//! id as the idempotency key the receiver deduplicates on (`webhook-id`, `Message-ID`,
+//! `Nats-Msg-Id`): exactly once in effect. Failed attempts are retried on a schedule with jitter; after the last one the
 //! reaction is `exhausted`, kept, and can be redelivered by the operator.
 //!
 //! One job per module: [`plan`] (fan-out), [`dispatcher`] (claim, deliver, record),
@@ -26,7 +26,6 @@ pub mod ssrf;
 
 use std::time::Duration;
 
-pub use crate::decide::Decision;
 pub use config::ReactConfig;
 pub use dispatcher::Dispatcher;
 pub use plan::{plan, recipient, NewReaction, ReactionKind, ReactionState};
