@@ -11,9 +11,9 @@
 
 pub mod api;
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod decide;
-pub mod fetch_latest;
 pub mod ingest;
 pub mod metrics;
 pub mod processor;
