@@ -272,6 +272,22 @@ mod tests {
             p.rule(&ErrorCode::from("a_future_code")).next_step,
             NextStep::ManualReview
         );
+        // The address check's code (from Stripe's outcomes guide, not yet in the SDKs): the
+        // user can correct the address, and it counts as an attempt.
+        assert_eq!(
+            p.rule(&ErrorCode::from("address_mismatch")),
+            CodeRule {
+                next_step: NextStep::Retry,
+                counts_as_attempt: true
+            }
+        );
+        assert_eq!(
+            parse("[policy.codes.address_mismatch]\nnext_step = \"manual_review\"\n")
+                .unwrap()
+                .rule(&ErrorCode::AddressMismatch)
+                .next_step,
+            NextStep::ManualReview
+        );
     }
 
     #[test]
