@@ -364,5 +364,5 @@ pub static SETTINGS: &[Setting] = &[
     setting!(key: "policy.user_metadata_key", Text, Is("user_id"),
         "Metadata key naming the user when `client_reference_id` is empty (`\"\"`: none)."),
     setting!(key: "policy.codes", Table, Note("the built-in table"),
-        "`[policy.codes.<code>]`: `next_step` and `counts_as_attempt` per `last_error` code (see [Policy](#policy))."),
+        "`[policy.codes.<code>]`: `next_step`, `counts_as_attempt` and `hold_for_review` per `last_error` code (see [Policy](#policy))."),
 ];

@@ -4,7 +4,7 @@
 
 use super::decision::{Decision, DecisionType};
 use super::policy::Policy;
-use super::session::SessionRecord;
+use super::session::{SessionOutcome, SessionRecord};
 use super::user::{user_view, Review, ReviewAction, UserChange, UserRecord, UserState};
 
 /// Why a review cannot be applied.
@@ -12,6 +12,9 @@ use super::user::{user_view, Review, ReviewAction, UserChange, UserRecord, UserS
 pub enum ReviewRefused {
     /// `allow_retry` needs a user waiting in `needs_review`; this is their state.
     NotReviewable(UserState),
+    /// `allow_retry` for a user who has a verified session (held for review after a fraud
+    /// signal): another attempt cannot change that; approve or reject.
+    VerifiedSessionHeld,
 }
 
 /// Apply `action` by `reviewer` to a stored user with these sessions, at `now_ms`.
@@ -24,8 +27,16 @@ pub fn review(
     policy: &Policy,
     now_ms: i64,
 ) -> Result<UserChange, ReviewRefused> {
-    if action == ReviewAction::AllowRetry && stored.view.state != UserState::NeedsReview {
-        return Err(ReviewRefused::NotReviewable(stored.view.state));
+    if action == ReviewAction::AllowRetry {
+        if stored.view.state != UserState::NeedsReview {
+            return Err(ReviewRefused::NotReviewable(stored.view.state));
+        }
+        if sessions
+            .iter()
+            .any(|s| s.outcome == SessionOutcome::Verified)
+        {
+            return Err(ReviewRefused::VerifiedSessionHeld);
+        }
     }
     let review = Review {
         action,
@@ -61,7 +72,6 @@ pub fn review(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::session::SessionOutcome;
     use crate::decide::user::user_view;
     use crate::decide::DecisionType;
     use stripe_webhook::ErrorCode;

@@ -6,6 +6,7 @@
 //! |-----------------------------------------------------------------|------------------------|
 //! | latest review is `approve`                                      | `approved`             |
 //! | latest review is `reject`                                       | `rejected`             |
+//! | any session `verified`, but a session failed with a code held for review (`hold_for_review`) | `needs_review` |
 //! | any session `verified`                                          | `verified`             |
 //! | no sessions                                                     | `none`                 |
 //! | newest session awaiting input or processing                     | `pending`              |
@@ -216,6 +217,24 @@ fn newest<'a>(sessions: &[&'a SessionRecord]) -> Option<&'a SessionRecord> {
         .max_by(|a, b| (a.session_created, &a.id).cmp(&(b.session_created, &b.id)))
 }
 
+/// The newest session that failed with a code the policy holds for review, and that code.
+fn fraud_signal<'a>(
+    sessions: &[&'a SessionRecord],
+    policy: &Policy,
+) -> Option<(&'a SessionRecord, &'a ErrorCode)> {
+    sessions
+        .iter()
+        .copied()
+        .filter_map(|s| {
+            let code = s
+                .failure_codes
+                .iter()
+                .find(|c| policy.rule(c).hold_for_review)?;
+            Some((s, code))
+        })
+        .max_by(|(a, _), (b, _)| (a.session_created, &a.id).cmp(&(b.session_created, &b.id)))
+}
+
 /// The state, the failure behind it and why: the table's rows, first that holds.
 struct Verdict {
     state: UserState,
@@ -290,6 +309,21 @@ fn verdict(
         .filter(|s| s.outcome == SessionOutcome::Verified)
         .max_by(|a, b| (a.session_created, &a.id).cmp(&(b.session_created, &b.id)));
     if let Some(session) = verified {
+        // A fraud signal anywhere in the user's sessions is not washed away by a success:
+        // the user waits for a reviewer's approve or reject (handled above).
+        if let Some((flagged, code)) = fraud_signal(sessions, policy) {
+            return Verdict {
+                state: UserState::NeedsReview,
+                failure: Some((code.clone(), NextStep::ManualReview)),
+                why: Why::new(
+                    Rule::FraudHold {
+                        error_code: code.clone(),
+                        flagged_session: flagged.id.clone(),
+                    },
+                    Some(&session.id),
+                ),
+            };
+        }
         return Verdict::plain(UserState::Verified, Rule::Verified, Some(session));
     }
     let Some(current) = newest else {
@@ -362,7 +396,8 @@ fn verdict(
 /// Recompute a user after their sessions changed (the stored review stays). `None` when the
 /// view is what was stored. Entering a state that tells someone something (see
 /// [`DecisionType::entering`]) is a decision, and so is each new failure while
-/// `retry_allowed` (the user may be told how many attempts are left).
+/// `retry_allowed` (the user may be told how many attempts are left) and each change of the
+/// session that decides the state (the why names another session).
 pub fn recompute(
     user_ref: &str,
     sessions: &[&SessionRecord],
@@ -379,8 +414,14 @@ pub fn recompute(
     let state_changed = old.map(|v| v.state) != Some(view.state);
     let new_failure = view.state == UserState::RetryAllowed
         && old.map(|v| v.attempts_used) != Some(view.attempts_used);
+    // Same state, but decided by another session (a verification held after a fraud signal
+    // while the flagged session waited for review): the app learns of the new reason.
+    let new_deciding_session = old
+        .and_then(|v| v.why.as_ref())
+        .zip(view.why.as_ref())
+        .is_some_and(|(before, now)| before.session != now.session);
     let decision = DecisionType::entering(view.state)
-        .filter(|_| state_changed || new_failure)
+        .filter(|_| state_changed || new_failure || new_deciding_session)
         .and_then(|kind| Decision::about_user(user_ref, &view, sessions, kind, now_ms));
     let user = UserRecord {
         user_ref: user_ref.to_string(),
@@ -432,6 +473,7 @@ mod tests {
             session_created: created,
             outcome,
             next_step: None,
+            failure_codes: code.map(|c| vec![ErrorCode::from(c)]).unwrap_or_default(),
         }
     }
 
@@ -959,5 +1001,112 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    // ------------------------------------------------------------------ fraud hold
+
+    fn verified_after(flagged_code: &str, same_session: bool) -> Vec<SessionRecord> {
+        if same_session {
+            let mut s = session("vs_a", 10, Outcome::Verified, None, 1);
+            s.failure_codes = vec![ErrorCode::from(flagged_code)];
+            vec![s]
+        } else {
+            vec![
+                session("vs_a", 10, Outcome::NeedsReview, Some(flagged_code), 1),
+                session("vs_b", 20, Outcome::Verified, None, 0),
+            ]
+        }
+    }
+
+    #[test]
+    fn why_fraud_hold_a_verification_after_selfie_manipulated_waits_for_a_reviewer() {
+        let p = Policy::default();
+        for same_session in [false, true] {
+            let s = verified_after("selfie_manipulated", same_session);
+            let verified = if same_session { "vs_a" } else { "vs_b" };
+            let refs: Vec<&SessionRecord> = s.iter().collect();
+            let v = user_view(&refs, None, &p);
+            assert_eq!(
+                v.state,
+                UserState::NeedsReview,
+                "same session: {same_session}"
+            );
+            assert_eq!(
+                (v.error_code.clone(), v.next_step),
+                (
+                    Some(ErrorCode::SelfieManipulated),
+                    Some(NextStep::ManualReview)
+                )
+            );
+            assert_eq!(
+                v.why,
+                Some(Why::new(
+                    Rule::FraudHold {
+                        error_code: ErrorCode::SelfieManipulated,
+                        flagged_session: "vs_a".into(),
+                    },
+                    Some(verified)
+                ))
+            );
+            // An allow_retry made before the verification does not lift the hold…
+            let allow = review(ReviewAction::AllowRetry, "vs_a", 1);
+            assert_eq!(
+                user_view(&refs, Some(&allow), &p).state,
+                UserState::NeedsReview
+            );
+            // …a reviewer's approve or reject does.
+            let approve = review(ReviewAction::Approve, verified, 1);
+            assert_eq!(
+                user_view(&refs, Some(&approve), &p).state,
+                UserState::Approved
+            );
+            let reject = review(ReviewAction::Reject, verified, 1);
+            assert_eq!(
+                user_view(&refs, Some(&reject), &p).state,
+                UserState::Rejected
+            );
+        }
+    }
+
+    #[test]
+    fn without_the_hold_a_later_verification_verifies() {
+        let text = "[policy.codes.selfie_manipulated]\nhold_for_review = false\n";
+        let value: toml::Value = toml::from_str(text).unwrap();
+        let p = Policy::from_toml(Some(&value["policy"].clone().try_into().unwrap())).unwrap();
+        let s = verified_after("selfie_manipulated", false);
+        let refs: Vec<&SessionRecord> = s.iter().collect();
+        assert_eq!(user_view(&refs, None, &p).state, UserState::Verified);
+        // Codes not held by default do not hold either.
+        let s = verified_after("selfie_face_mismatch", false);
+        let refs: Vec<&SessionRecord> = s.iter().collect();
+        assert_eq!(
+            user_view(&refs, None, &Policy::default()).state,
+            UserState::Verified
+        );
+    }
+
+    #[test]
+    fn a_held_verification_is_a_needs_review_decision() {
+        let p = Policy::default();
+        let flagged = [session(
+            "vs_a",
+            10,
+            Outcome::NeedsReview,
+            Some("selfie_manipulated"),
+            1,
+        )];
+        let refs: Vec<&SessionRecord> = flagged.iter().collect();
+        let before = recompute("u", &refs, None, &p, 1_000).unwrap().user;
+        let s = verified_after("selfie_manipulated", false);
+        let refs: Vec<&SessionRecord> = s.iter().collect();
+        let change = recompute("u", &refs, Some(&before), &p, 2_000).unwrap();
+        assert_eq!(change.user.view.state, UserState::NeedsReview);
+        // Still needs_review, but for another reason and another session: news for the app.
+        let d = change.decision.expect("a decision");
+        assert_eq!(
+            (d.kind, d.session.as_str()),
+            (DecisionType::NeedsReview, "vs_b")
+        );
+        assert_eq!(d.why.map(|w| w.rule_name()), Some("fraud_hold"));
     }
 }

@@ -40,6 +40,13 @@ pub enum Rule {
         attempts_used: u32,
         max_attempts: u32,
     },
+    /// A session was verified, but a session of the user failed with a code the policy
+    /// holds for review (`flagged_session`, `error_code`): "verified after a fraud signal".
+    /// `session` is the verified one. Only a reviewer's `approve` or `reject` ends it.
+    FraudHold {
+        error_code: ErrorCode,
+        flagged_session: String,
+    },
     /// A session was verified.
     Verified,
     /// No session of the user has been received.
@@ -91,6 +98,7 @@ impl Why {
     pub fn rule_name(&self) -> &'static str {
         match self.rule {
             Rule::Review { .. } => "review",
+            Rule::FraudHold { .. } => "fraud_hold",
             Rule::Verified => "verified",
             Rule::NoSessions => "no_sessions",
             Rule::InProgress { .. } => "in_progress",
@@ -159,6 +167,16 @@ mod tests {
             (
                 Why::new(Rule::NoSessions, None),
                 r#"{"rule":"no_sessions","session":null}"#,
+            ),
+            (
+                Why::new(
+                    Rule::FraudHold {
+                        error_code: ErrorCode::SelfieManipulated,
+                        flagged_session: "vs_a".into(),
+                    },
+                    Some("vs_b"),
+                ),
+                r#"{"rule":"fraud_hold","error_code":"selfie_manipulated","flagged_session":"vs_a","session":"vs_b"}"#,
             ),
             (
                 Why::new(Rule::Verified, Some("vs_4")),

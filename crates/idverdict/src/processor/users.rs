@@ -127,6 +127,8 @@ pub enum ReviewError {
     UnknownUser,
     #[error("allow_retry needs a user in needs_review; this user is {}", .0.as_str())]
     NotReviewable(UserState),
+    #[error("this user has a verified session held for review after a fraud signal; another attempt cannot change that: approve or reject")]
+    VerifiedSessionHeld,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -155,6 +157,7 @@ pub async fn apply_review(
         review(old, &sessions, action, reviewer, note, policy, now_ms).map_err(|refused| {
             match refused {
                 ReviewRefused::NotReviewable(state) => ReviewError::NotReviewable(state),
+                ReviewRefused::VerifiedSessionHeld => ReviewError::VerifiedSessionHeld,
             }
         })?;
     store
