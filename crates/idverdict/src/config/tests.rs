@@ -198,6 +198,14 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         ("IDVERDICT_EMAIL_METADATA_KEY", s("contact"), |c| {
             email(c).email_metadata_key.as_deref() == Some("contact")
         }),
+        (
+            "IDVERDICT_EMAIL_RESUME_URL",
+            s("https://app.test/verify?user={user}"),
+            |c| email(c).resume_url.as_deref() == Some("https://app.test/verify?user={user}"),
+        ),
+        ("IDVERDICT_EMAIL_LOCALE_METADATA_KEY", s("locale"), |c| {
+            email(c).locale_metadata_key.as_deref() == Some("locale")
+        }),
         ("IDVERDICT_SMTP_TIMEOUT_SECS", s("45s"), |c| {
             email(c).timeout_secs == 45
         }),

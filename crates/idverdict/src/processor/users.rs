@@ -14,7 +14,7 @@ use crate::clock;
 use crate::decide::review::{review, ReviewRefused};
 use crate::decide::user::{recompute, ReviewAction, UserRecord, UserState};
 use crate::decide::{Decision, Policy, SessionRecord};
-use crate::react::{plan, recipient, ReactConfig};
+use crate::react::{locale, plan_for, recipient, ReactConfig};
 use crate::store::{NewReview, Store, StoreError, Tx};
 
 /// What a processor batch changed, for the user step.
@@ -114,7 +114,7 @@ async fn enqueue(
                 provided_emails.get(&d.session).map(String::as_str),
                 react,
             );
-            plan(d, to.as_deref(), react)
+            plan_for(d, to.as_deref(), locale(session, react).as_deref(), react)
         })
         .collect();
     store.enqueue_reactions(tx, &reactions, now_ms).await
