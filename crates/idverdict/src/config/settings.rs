@@ -252,6 +252,10 @@ pub static SETTINGS: &[Setting] = &[
     setting!(key: "api_token", env: "IDVERDICT_API_TOKEN", Secret, Note("generated in dev mode"),
         "Bearer token for `/v1/…` (at least 16 characters). Without one (outside dev mode) the API answers 401.",
         |c, v| c.api_token = Some(v)),
+    setting!(key: "expectations_key", env: "IDVERDICT_EXPECTATIONS_KEY", Secret,
+        Note("generated in dev mode"),
+        "Key of the HMAC-SHA256 digests of expected names, dates of birth, emails and phones (at least 32 characters). Required once an app sends `expected` names, dob, email or phone (503 `expectations_not_configured` otherwise); changing it turns older digests `unavailable`.",
+        |c, v| c.expectations_key = Some(v)),
     // ------------------------------------------------------------------ storage and logs
     setting!(key: "database_url", env: "DATABASE_URL", Url,
         Note("`sqlite://<data_dir>/idverdict.db`"),
@@ -369,6 +373,8 @@ pub static SETTINGS: &[Setting] = &[
         "Next step for `last_error` codes Stripe adds later."),
     setting!(key: "policy.user_metadata_key", Text, Is("user_id"),
         "Metadata key naming the user when `client_reference_id` is empty (`\"\"`: none)."),
+    setting!(key: "policy.expectations", Table, Note("none"),
+        "`[policy.expectations]`: `min_age` and `issuing_countries` for every verified session, `on_mismatch`/`on_unavailable` (`needs_review`, `rejected`, `ignore`; default `needs_review`), per field in `[policy.expectations.fields.<field>]` (see [Expectations](#expectations-who-the-verified-person-must-be))."),
     setting!(key: "policy.codes", Table, Note("the built-in table"),
         "`[policy.codes.<code>]`: `next_step`, `counts_as_attempt` and `hold_for_review` per `last_error` code (see [Policy](#policy))."),
 ];

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 use stripe_webhook::ErrorCode;
 
+use super::expectations::{ExpectationPolicy, ExpectationsTable};
 use super::next_step::{default_next_step, NextStep};
 use super::why::StepSource;
 
@@ -51,6 +52,9 @@ pub struct Policy {
     pub unknown_code: NextStep,
     /// Metadata key naming the user when a session has no `client_reference_id`.
     pub user_metadata_key: Option<String>,
+    /// `[policy.expectations]`: rules for every verified session, and what a mismatch or an
+    /// unavailable value leads to.
+    pub expectations: ExpectationPolicy,
     overrides: HashMap<ErrorCode, CodeRule>,
 }
 
@@ -61,6 +65,7 @@ impl Default for Policy {
             on_exhausted: Exhausted::NeedsReview,
             unknown_code: NextStep::ManualReview,
             user_metadata_key: Some("user_id".to_string()),
+            expectations: ExpectationPolicy::default(),
             overrides: HashMap::new(),
         }
     }
@@ -155,6 +160,11 @@ impl Policy {
         if let Some(key) = &raw.user_metadata_key {
             policy.user_metadata_key = (!key.is_empty()).then(|| key.clone());
         }
+        if let Some(table) = &raw.expectations {
+            policy.expectations = table
+                .resolve()
+                .map_err(|(key, message)| PolicyError::new(key, message))?;
+        }
         for (name, rule) in &raw.codes {
             let code = ErrorCode::from(name.as_str());
             if code.is_unknown() {
@@ -221,6 +231,7 @@ pub struct PolicyTable {
     pub user_metadata_key: Option<String>,
     #[serde(default)]
     pub codes: BTreeMap<String, CodeTable>,
+    pub expectations: Option<ExpectationsTable>,
 }
 
 /// One `[policy.codes.<code>]` table.

@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 use stripe_webhook::{ErrorCode, SessionStatus};
 
+use super::expectations::{Action, CheckResults, Field, FieldResult};
 use super::next_step::NextStep;
 use super::policy::Exhausted;
 use super::user::ReviewAction;
@@ -47,8 +48,25 @@ pub enum Rule {
         error_code: ErrorCode,
         flagged_session: String,
     },
-    /// A session was verified.
-    Verified,
+    /// A session was verified (and passed the checks of what was expected, whose per-field
+    /// results are in `expectations`, when there were any).
+    Verified {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expectations: Option<CheckResults>,
+    },
+    /// A session was verified and its verified outputs are being compared with what was
+    /// expected: the user waits (`pending`) until the check is done.
+    CheckingExpectations,
+    /// A verified session did not match what was expected: `field` (the first field calling
+    /// for `action`) had `result`, for `reason` (`name_mismatch`, `under_min_age`,
+    /// `country_not_accepted`, …); `expectations` has every field's result.
+    Expectation {
+        field: Field,
+        result: FieldResult,
+        reason: String,
+        action: Action,
+        expectations: CheckResults,
+    },
     /// No session of the user has been received.
     NoSessions,
     /// The newest session waits for the user's input or is being processed.
@@ -99,7 +117,9 @@ impl Why {
         match self.rule {
             Rule::Review { .. } => "review",
             Rule::FraudHold { .. } => "fraud_hold",
-            Rule::Verified => "verified",
+            Rule::Verified { .. } => "verified",
+            Rule::CheckingExpectations => "checking_expectations",
+            Rule::Expectation { .. } => "expectation",
             Rule::NoSessions => "no_sessions",
             Rule::InProgress { .. } => "in_progress",
             Rule::Canceled => "canceled",
@@ -179,8 +199,28 @@ mod tests {
                 r#"{"rule":"fraud_hold","error_code":"selfie_manipulated","flagged_session":"vs_a","session":"vs_b"}"#,
             ),
             (
-                Why::new(Rule::Verified, Some("vs_4")),
+                Why::new(Rule::Verified { expectations: None }, Some("vs_4")),
                 r#"{"rule":"verified","session":"vs_4"}"#,
+            ),
+            (
+                Why::new(Rule::CheckingExpectations, Some("vs_5")),
+                r#"{"rule":"checking_expectations","session":"vs_5"}"#,
+            ),
+            (
+                Why::new(
+                    Rule::Expectation {
+                        field: Field::LastName,
+                        result: FieldResult::Mismatch,
+                        reason: "name_mismatch".into(),
+                        action: Action::NeedsReview,
+                        expectations: CheckResults::from([
+                            (Field::FirstName, FieldResult::Match),
+                            (Field::LastName, FieldResult::Mismatch),
+                        ]),
+                    },
+                    Some("vs_6"),
+                ),
+                r#"{"rule":"expectation","field":"last_name","result":"mismatch","reason":"name_mismatch","action":"needs_review","expectations":{"first_name":"match","last_name":"mismatch"},"session":"vs_6"}"#,
             ),
         ];
         for (why, json) in cases {
