@@ -7,6 +7,7 @@
 
 mod apply;
 mod events;
+mod expectations;
 mod reactions;
 mod sessions;
 mod sync_state;
@@ -14,6 +15,7 @@ mod users;
 
 pub use apply::Tx;
 pub use events::{ClaimedEvent, NewEvent, Receipt};
+pub use expectations::{CheckRow, DueCheck};
 pub use reactions::{
     AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,
     Redeliver,
