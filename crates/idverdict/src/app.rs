@@ -71,8 +71,22 @@ pub struct App {
 }
 
 impl App {
-    /// Connect to storage, apply migrations and bind the listen address (port 0 = any free port).
+    /// Bind the listen address (port 0 = any free port), connect to storage and apply
+    /// migrations.
     pub async fn build(config: &Config) -> Result<App, StartError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        App::build_on(config, listener).await
+    }
+
+    /// [`App::build`] on a listener the caller bound (`serve` binds first, so that a port in
+    /// use is reported before anything is created or started).
+    pub async fn build_on(config: &Config, listener: TcpListener) -> Result<App, StartError> {
         let storage_error = |source| StartError::Storage {
             url: crate::store::redact_url(&config.database_url),
             source,
@@ -124,13 +138,6 @@ impl App {
             body_limit: config.body_limit_bytes,
         };
         let router = router(state, config);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
         Ok(App {
             listener,
             router,
