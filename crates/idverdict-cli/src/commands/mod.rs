@@ -7,6 +7,7 @@ pub mod migrate;
 pub mod reactions;
 pub mod reconcile;
 pub mod redact;
+pub mod secrets;
 pub mod serve;
 pub mod stripe_http;
 pub mod trigger;

@@ -31,7 +31,7 @@ pub use secrecy::{ExposeSecret, SecretString};
 
 pub use parse::{parse_bool, parse_duration, parse_seconds};
 pub use reactions::{
-    decode_secret, CallbackConfig, DeliveryConfig, EmailConfig, NatsConfig, ReactConfig, TlsMode,
+    decode_secret, generate_callback_secret, CallbackConfig, DeliveryConfig, EmailConfig, NatsConfig, ReactConfig, TlsMode,
 };
 pub use settings::{Setting, SETTINGS};
 pub use stripe::{StripeKey, StripeSettings};

@@ -255,15 +255,18 @@ impl Store {
             .collect();
         for chunk in delivered.chunks(INSERT_CHUNK) {
             let ids = (0..chunk.len())
-                .map(|i| b.param(i + 2))
+                .map(|i| b.param(i + 3))
                 .collect::<Vec<_>>()
                 .join(", ");
+            // `next_attempt_at` held the lease expiry; a delivered reaction has no next attempt,
+            // so it must not keep a time in the future.
             let sql = format!(
-                "UPDATE reactions SET state = 'delivered', delivered_at = {}, last_error = NULL \
-                 WHERE state = 'sending' AND id IN ({ids})",
-                b.param(1)
+                "UPDATE reactions SET state = 'delivered', delivered_at = {}, next_attempt_at = {}, \
+                 last_error = NULL WHERE state = 'sending' AND id IN ({ids})",
+                b.param(1),
+                b.param(2)
             );
-            let mut query = sqlx::query(&sql).bind(now_ms);
+            let mut query = sqlx::query(&sql).bind(now_ms).bind(now_ms);
             for id in chunk {
                 query = query.bind(*id);
             }
