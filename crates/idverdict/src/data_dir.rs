@@ -73,7 +73,7 @@ impl DataDirLock {
             path: dir.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        create_private_dir(dir).map_err(io)?;
         let path = dir.join(LOCK_FILE);
         let mut file = private_options()
             .read(true)
@@ -217,6 +217,19 @@ pub fn discover(dir: &Path) -> Discovery {
     }
 }
 
+/// Create `dir` (and missing parents) readable by the owner only: it holds the database and
+/// credentials. An existing directory keeps the permissions the operator gave it.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
 fn private_options() -> OpenOptions {
     #[allow(unused_mut)]
     let mut options = OpenOptions::new();
@@ -287,20 +300,20 @@ mod tests {
     fn published_information_is_owner_only_and_goes_with_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(discover(dir.path()), Discovery::Nothing);
-        let mut lock = DataDirLock::acquire(dir.path(), "serve").unwrap();
+        let data = dir.path().join("new");
+        let mut lock = DataDirLock::acquire(&data, "serve").unwrap();
         lock.publish(&info()).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(SERVE_FILE))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o077, 0, "{mode:o}");
+            for path in [data.clone(), data.join(SERVE_FILE), data.join(LOCK_FILE)] {
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                assert_eq!(mode & 0o077, 0, "{}: {mode:o}", path.display());
+            }
         }
-        assert_eq!(discover(dir.path()), Discovery::Running(info()));
+        assert_eq!(discover(&data), Discovery::Running(info()));
         drop(lock);
-        assert_eq!(discover(dir.path()), Discovery::Nothing);
+        assert_eq!(discover(&data), Discovery::Nothing);
     }
 
     #[test]
