@@ -286,10 +286,9 @@ async fn attempt_inner(emu: &Emulator, d: &Delivery) -> Result<(), StoreError> {
             .finish_attempt(d, "succeeded", now, first_at)
             .await?;
         if d.kind == DeliveryKind::Primary {
-            if let Some(mut ev) = emu.store.get::<Event>(Kind::Event, &event.id).await? {
-                ev.pending_webhooks = (ev.pending_webhooks - 1).max(0);
-                emu.store.put(Kind::Event, &ev.id, ev.created, &ev).await?;
-            }
+            // Derived from the deliveries rather than counted down, so that an attempt sent
+            // twice (after a restart) cannot count twice.
+            emu.store.recount_pending_webhooks(Some(&event.id)).await?;
         }
         if let Some(mut ep) = emu
             .store

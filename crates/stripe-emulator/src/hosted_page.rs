@@ -1,10 +1,13 @@
 //! The hosted verification flow's stand-in: the page behind each session's
 //! `url`, where a tester picks the outcome (as in Stripe's test mode, where
-//! nothing is really verified and the tester selects a test case).
+//! nothing is really verified and the tester selects a test case) and who the
+//! submission shows: name, date of birth, address, email, phone, ID number and
+//! the document's type, country, number and dates, prefilled with test defaults.
 //!
 //! Submitting moves the session to `processing` at once and to the chosen
 //! outcome after the configured processing delay.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -13,8 +16,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use crate::lifecycle::{self, error_codes, parse_outcome, Cause};
+use crate::lifecycle::{self, error_codes, parse_outcome, Cause, Pending};
 use crate::model::{Session, Status};
+use crate::person::{Choice, Choices, Field, VerifiedPerson, DOCUMENT_TYPES, ID_NUMBER_TYPES};
 use crate::store::Kind;
 use crate::Emulator;
 
@@ -32,6 +36,7 @@ pub fn page(title: &str, body: &str) -> String {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1a1f36}}\
 fieldset{{border:1px solid #ccd;border-radius:6px;margin:1rem 0}}label{{display:block;margin:.3rem 0}}small{{color:#697386}}\
+.grid{{display:grid;grid-template-columns:12rem 1fr;gap:.3rem .8rem;align-items:center}}.grid label{{margin:0}}\
 button{{background:#635bff;color:#fff;border:0;border-radius:6px;padding:.6rem 1.2rem;font-size:1rem}}\
 table{{border-collapse:collapse;font-size:.85rem}}td,th{{border-bottom:1px solid #e3e8ee;padding:.25rem .5rem;text-align:left}}\
 .ok{{color:#0a7d32}}.bad{{color:#c0123c}}code{{font-size:.85rem}}</style></head><body>{body}</body></html>",
@@ -114,26 +119,82 @@ pub async fn show(
         "<h1>Verify your identity</h1><p><small>Stripe emulator — test mode. Nothing is really verified: pick the outcome this submission should have.</small></p>\
 <p>Session <code>{id}</code> · type <code>{kind}</code></p>{last}\
 <form method=\"post\" action=\"/verify/{id}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
-<fieldset><legend>Outcome</legend>{options}</fieldset><button type=\"submit\">Submit</button></form>",
+<fieldset><legend>Outcome</legend>{options}</fieldset>{person}<button type=\"submit\">Submit</button></form>",
         id = escape(&s.id),
         kind = escape(&s.kind),
         token = escape(&s.token),
+        person = person_fields(&VerifiedPerson::defaults(&s)),
     );
     Html(page("Verify your identity", &body)).into_response()
 }
 
-#[derive(Deserialize)]
-pub struct SubmitForm {
-    token: String,
-    outcome: String,
+/// The inputs for who the submission shows, each prefilled with `p`'s value.
+fn person_fields(p: &VerifiedPerson) -> String {
+    let mut rows = String::new();
+    for field in Field::ALL {
+        let name = field.form_name();
+        let current = field.current(p);
+        let choices: Option<&[&str]> = match field {
+            Field::DocumentType => Some(DOCUMENT_TYPES),
+            Field::IdNumberType => Some(ID_NUMBER_TYPES),
+            _ => None,
+        };
+        let input = match choices {
+            Some(values) => {
+                let mut options = String::new();
+                if field == Field::IdNumberType {
+                    options.push_str("<option value=\"\">(none)</option>");
+                }
+                for v in values {
+                    options.push_str(&format!(
+                        "<option value=\"{v}\"{sel}>{v}</option>",
+                        v = escape(v),
+                        sel = if *v == current { " selected" } else { "" }
+                    ));
+                }
+                format!("<select id=\"{name}\" name=\"{name}\">{options}</select>")
+            }
+            None => format!(
+                "<input id=\"{name}\" name=\"{name}\" type=\"{kind}\" value=\"{value}\">",
+                kind = if field.is_date() { "date" } else { "text" },
+                value = escape(&current),
+            ),
+        };
+        rows.push_str(&format!(
+            "<label for=\"{name}\">{label}</label>{input}",
+            label = escape(field.label())
+        ));
+    }
+    format!(
+        "<fieldset><legend>Who this submission shows</legend><p><small>Becomes <code>verified_outputs</code> when the outcome is verified, and what the verification report and its (synthetic) document images carry. An empty field is left out.</small></p><div class=\"grid\">{rows}</div></fieldset>"
+    )
+}
+
+/// The person fields of a submitted form. A field that is not in the form keeps its default.
+fn form_choices(form: &HashMap<String, String>) -> Choices {
+    let mut c = Choices::default();
+    for field in Field::ALL {
+        if let Some(v) = form.get(field.form_name()) {
+            let v = v.trim();
+            c.set(field, (!v.is_empty()).then(|| Choice::Text(v.to_string())));
+        }
+    }
+    c
 }
 
 pub async fn submit(
     State(emu): State<Arc<Emulator>>,
     Path(id): Path<String>,
-    Form(f): Form<SubmitForm>,
+    Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let Some(outcome) = parse_outcome(&f.outcome) else {
+    let (Some(token), Some(outcome_name)) = (form.get("token"), form.get("outcome")) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Incomplete form",
+            "The form must carry the link's token and an outcome.",
+        );
+    };
+    let Some(outcome) = parse_outcome(outcome_name) else {
         return message(
             StatusCode::BAD_REQUEST,
             "Unknown outcome",
@@ -141,23 +202,30 @@ pub async fn submit(
         );
     };
     let w = emu.write().await;
-    let s = match session_for(&emu, &id, Some(&f.token)).await {
+    let s = match session_for(&emu, &id, Some(token)).await {
         Ok(s) => s,
         Err(resp) => return resp,
     };
-    if let Err(e) = lifecycle::submit(
-        &emu,
-        &w,
-        &s.id,
-        Some((outcome, emu.config.processing_delay)),
-        &Cause::default(),
-    )
-    .await
-    {
+    let person = match form_choices(&form).resolve(&s) {
+        Ok(p) => p,
+        Err(e) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Please correct the form",
+                &format!("{}: {}.", e.field.label(), e.message),
+            )
+        }
+    };
+    let pending = Pending {
+        outcome,
+        person,
+        after: emu.config.processing_delay,
+    };
+    if let Err(e) = lifecycle::submit(&emu, &w, &s.id, Some(pending), &Cause::default()).await {
         return message(e.status, "Could not submit", &e.message);
     }
     drop(w);
-    tracing::info!(session = %s.id, outcome = %f.outcome, "hosted flow submitted");
+    tracing::info!(session = %s.id, outcome = %outcome_name, "hosted flow submitted");
     match &s.return_url {
         Some(url) => (StatusCode::SEE_OTHER, [(header::LOCATION, url.clone())]).into_response(),
         None => message(StatusCode::OK, "Submitted", "The session is processing; its outcome follows after the processing delay. You can close this page."),

@@ -1,7 +1,7 @@
 //! A local, stateful emulator of the part of the Stripe API that a Stripe
-//! Identity integration touches: verification sessions and reports, webhook
-//! endpoints and events, with signed webhook delivery, retries and chaos
-//! switches. State lives in a SQLite file so that sessions, events and pending
+//! Identity integration touches: verification sessions and reports, the files
+//! and file links of their images, webhook endpoints and events, with signed
+//! webhook delivery, retries and chaos switches. State lives in a SQLite file so that sessions, events and pending
 //! deliveries survive a restart.
 //!
 //! Embed it with [`spawn`] on a bound listener; `idverdict emulate` is a thin
@@ -20,11 +20,16 @@ mod api;
 mod clock;
 mod delivery;
 mod errors;
+mod files;
 mod form;
 mod hosted_page;
 mod ids;
+mod images;
 mod lifecycle;
 mod model;
+mod person;
+mod redaction;
+mod report;
 mod server;
 mod store;
 

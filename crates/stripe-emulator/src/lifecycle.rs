@@ -6,17 +6,18 @@
 //! expects the caller to hold the emulator's write lock.
 
 use serde_json::{json, Value};
-use stripe_webhook::{Check, ErrorCode};
+use stripe_webhook::ErrorCode;
 
 use crate::clock::{now_ms, now_s};
 use crate::delivery;
 use crate::errors::{ApiError, StoreError};
+use crate::files::{FileRecord, DOCUMENT_PURPOSE, SELFIE_PURPOSE};
 use crate::ids::{new_id, token};
-use crate::model::{
-    redacted_tree, test_verified_outputs, Event, LastError, Session, Status, REPORT_OBJECT,
-};
+use crate::model::{Event, LastError, Session, Status};
+use crate::person::VerifiedPerson;
+use crate::report::{self, Images};
 use crate::store::{Kind, Timer};
-use crate::{Emulator, WriteGuard};
+use crate::{images, redaction, Emulator, WriteGuard};
 
 /// Which API request caused a change (`event.request`); `None` for automatic changes.
 #[derive(Debug, Clone, Default)]
@@ -29,7 +30,7 @@ pub struct Cause {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Verified,
-    /// A `last_error.code`: one of the 19 documented codes.
+    /// A `last_error.code`: one of the known codes.
     Failed(String),
 }
 
@@ -100,13 +101,20 @@ async fn save(emu: &Emulator, s: &Session) -> Result<(), StoreError> {
     emu.store.put(Kind::Session, &s.id, s.created, s).await
 }
 
-/// `requires_input → processing`. With `outcome_after` the outcome is applied by a
-/// persisted timer (hosted page); without it the caller applies it at once.
+/// An outcome to apply later, by a persisted timer: what the hosted page submits.
+pub struct Pending {
+    pub outcome: Outcome,
+    pub person: VerifiedPerson,
+    pub after: std::time::Duration,
+}
+
+/// `requires_input → processing`. With `pending` the outcome is applied by a persisted timer
+/// (hosted page); without it the caller applies it at once.
 pub async fn submit(
     emu: &Emulator,
     w: &WriteGuard<'_>,
     id: &str,
-    outcome: Option<(Outcome, std::time::Duration)>,
+    pending: Option<Pending>,
     cause: &Cause,
 ) -> Result<Session, ApiError> {
     let mut s = load(emu, id).await?;
@@ -128,17 +136,17 @@ pub async fn submit(
         cause,
     )
     .await?;
-    if let Some((outcome, after)) = outcome {
-        let code = match &outcome {
+    if let Some(p) = pending {
+        let code = match &p.outcome {
             Outcome::Verified => "verified".to_string(),
             Outcome::Failed(c) => c.clone(),
         };
-        let due = now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 4);
+        let due = now_ms() + i64::try_from(p.after.as_millis()).unwrap_or(i64::MAX / 4);
         emu.store
             .insert_timer(
                 due,
                 "outcome",
-                &json!({"session": s.id, "outcome": code}).to_string(),
+                &json!({"session": s.id, "outcome": code, "person": p.person}).to_string(),
             )
             .await?;
         emu.wake.notify_one();
@@ -146,12 +154,80 @@ pub async fn submit(
     Ok(s)
 }
 
-/// `processing → verified | requires_input`, creating the verification report.
+/// Stores one synthetic image of a submission and returns its file id.
+async fn store_image(
+    emu: &Emulator,
+    session: &str,
+    purpose: &str,
+    filename: &str,
+    svg: String,
+) -> Result<String, StoreError> {
+    let file = FileRecord {
+        id: new_id("file"),
+        created: now_s(),
+        purpose: purpose.to_string(),
+        filename: filename.to_string(),
+        size: i64::try_from(svg.len()).unwrap_or(i64::MAX),
+        session: session.to_string(),
+    };
+    emu.store
+        .put_file_content(&file.id, session, svg.as_bytes())
+        .await?;
+    emu.store
+        .put(Kind::File, &file.id, file.created, &file)
+        .await?;
+    Ok(file.id)
+}
+
+/// The images a submission collected: both sides of the document for a document check, a
+/// selfie for a selfie check.
+async fn collect_images(
+    emu: &Emulator,
+    s: &Session,
+    person: &VerifiedPerson,
+    checks: &[&str],
+) -> Result<Images, StoreError> {
+    let mut images = Images::default();
+    if checks.contains(&"document") {
+        for side in ["front", "back"] {
+            let id = store_image(
+                emu,
+                &s.id,
+                DOCUMENT_PURPOSE,
+                &format!("document_{side}.svg"),
+                images::document(&s.id, side, person),
+            )
+            .await?;
+            if side == "front" {
+                images.document_front = Some(id);
+            } else {
+                images.document_back = Some(id);
+            }
+        }
+    }
+    if checks.contains(&"selfie") {
+        images.selfie = Some(
+            store_image(
+                emu,
+                &s.id,
+                SELFIE_PURPOSE,
+                "selfie.svg",
+                images::selfie(&s.id),
+            )
+            .await?,
+        );
+    }
+    Ok(images)
+}
+
+/// `processing → verified | requires_input`, creating the verification report and its images.
+/// `person` is who the submission shows; it becomes `verified_outputs` if it is verified.
 pub async fn finish(
     emu: &Emulator,
     w: &WriteGuard<'_>,
     id: &str,
     outcome: &Outcome,
+    person: &VerifiedPerson,
     cause: &Cause,
 ) -> Result<Session, ApiError> {
     let mut s = load(emu, id).await?;
@@ -161,7 +237,14 @@ pub async fn finish(
             s.status.as_str()
         )));
     }
-    let report = build_report(&s, outcome);
+    let code = match outcome {
+        Outcome::Verified => None,
+        Outcome::Failed(c) => Some(c.as_str()),
+    };
+    let reason = code.map(reason_for);
+    let checks = report::checks(&s, person, code);
+    let images = collect_images(emu, &s, person, &checks).await?;
+    let report = report::build(&s, code, reason.as_deref(), person, &images);
     let report_id = report["id"].as_str().unwrap_or_default().to_string();
     emu.store
         .put(Kind::Report, &report_id, now_s(), &report)
@@ -171,14 +254,14 @@ pub async fn finish(
         Outcome::Verified => {
             s.status = Status::Verified;
             s.last_error = None;
-            s.verified_outputs = Some(test_verified_outputs(&s));
+            s.person = Some(person.clone());
             "identity.verification_session.verified"
         }
         Outcome::Failed(code) => {
             s.status = Status::RequiresInput;
             s.last_error = Some(LastError {
                 code: code.clone(),
-                reason: reason_for(code),
+                reason: reason.clone().unwrap_or_default(),
             });
             "identity.verification_session.requires_input"
         }
@@ -245,35 +328,18 @@ pub async fn redact(
     Ok(s)
 }
 
-/// Ends a redaction: the session, its reports and the stored event snapshots lose their personal data.
+/// Ends a redaction: the session and everything kept about it lose their personal data.
 async fn complete_redaction(emu: &Emulator, w: &WriteGuard<'_>, id: &str) -> Result<(), ApiError> {
     let mut s = load(emu, id).await?;
     if s.redaction.as_deref() != Some("processing") {
         return Ok(());
     }
+    // Reports, files and stored answers first: readers do not take the write lock, so once
+    // the session says `redacted` nothing related may still show the personal data.
+    redaction::erase_related(emu, id).await?;
     s.redaction = Some("redacted".into());
     s.redact_fields();
     save(emu, &s).await?;
-    for mut report in emu.store.all::<Value>(Kind::Report).await? {
-        if report["verification_session"].as_str() == Some(id) {
-            for block in ["document", "id_number", "selfie", "email", "phone"] {
-                if let Some(b) = report.get(block).cloned() {
-                    report[block] = redacted_tree(&b);
-                }
-            }
-            let rid = report["id"].as_str().unwrap_or_default().to_string();
-            let created = report["created"].as_i64().unwrap_or(0);
-            emu.store.put(Kind::Report, &rid, created, &report).await?;
-        }
-    }
-    for mut ev in emu.store.all::<Event>(Kind::Event).await? {
-        if ev.object_id() == Some(id) {
-            if let Some(obj) = ev.object.as_object_mut() {
-                obj.insert("metadata".into(), json!({}));
-            }
-            emu.store.put(Kind::Event, &ev.id, ev.created, &ev).await?;
-        }
-    }
     emit(
         emu,
         w,
@@ -295,9 +361,12 @@ pub async fn fire_timer(emu: &Emulator, t: Timer) {
     let w = emu.write().await;
     let res = match t.kind.as_str() {
         "outcome" => match payload["outcome"].as_str().and_then(parse_outcome) {
-            Some(o) => finish(emu, &w, session, &o, &Cause::default())
-                .await
-                .map(|_| ()),
+            Some(o) => match timer_person(emu, session, &payload["person"]).await {
+                Ok(person) => finish(emu, &w, session, &o, &person, &Cause::default())
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            },
             None => Ok(()),
         },
         "redaction" => complete_redaction(emu, &w, session).await,
@@ -308,82 +377,11 @@ pub async fn fire_timer(emu: &Emulator, t: Timer) {
     }
 }
 
-/// The check a `last_error` code belongs to, i.e. the report block that fails;
-/// `None` for session-level codes (abandoned, consent_declined, …) where the
-/// user never got through the checks.
-fn check_of(code: &str) -> Option<&'static str> {
-    match ErrorCode::from(code).check() {
-        Check::Session | Check::Unknown => None,
-        c => Some(c.as_str()),
+/// The person a hosted-page submission chose; the session's defaults for a timer written
+/// before the emulator kept one.
+async fn timer_person(emu: &Emulator, id: &str, v: &Value) -> Result<VerifiedPerson, ApiError> {
+    match serde_json::from_value::<VerifiedPerson>(v.clone()) {
+        Ok(p) => Ok(p),
+        Err(_) => Ok(VerifiedPerson::defaults(&load(emu, id).await?)),
     }
-}
-
-fn build_report(s: &Session, outcome: &Outcome) -> Value {
-    let doc_opts = s.options.get("document").cloned().unwrap_or(json!({}));
-    let flag = |k: &str| doc_opts.get(k).and_then(Value::as_bool).unwrap_or(false);
-    let mut checks: Vec<&str> = Vec::new();
-    if s.kind != "id_number" {
-        checks.push("document");
-    }
-    if s.kind == "id_number" || flag("require_id_number") {
-        checks.push("id_number");
-    }
-    if flag("require_matching_selfie") {
-        checks.push("selfie");
-    }
-    let (failed_check, code) = match outcome {
-        Outcome::Verified => (None, None),
-        Outcome::Failed(c) => (check_of(c), Some(c.as_str())),
-    };
-    if let Some(fc) = failed_check {
-        if !checks.contains(&fc) {
-            checks.push(fc);
-        }
-    }
-    let session_level_failure = code.is_some() && failed_check.is_none();
-    let mut report = json!({
-        "id": new_id("vr"),
-        "object": REPORT_OBJECT,
-        "client_reference_id": s.client_reference_id,
-        "created": now_s(),
-        "livemode": false,
-        "options": {"document": doc_opts, "id_number": {}},
-        "type": s.kind,
-        "verification_session": s.id,
-    });
-    if let Some(flow) = &s.verification_flow {
-        report["verification_flow"] = json!(flow);
-    }
-    for check in checks {
-        let failed = session_level_failure || failed_check == Some(check);
-        let status = if failed { "unverified" } else { "verified" };
-        let error = match (failed_check == Some(check), code) {
-            (true, Some(c)) => json!({"code": c, "reason": reason_for(c)}),
-            _ => Value::Null,
-        };
-        let block = match check {
-            "document" => json!({
-                "status": status, "error": error,
-                "address": {"city": "San Francisco", "country": "US", "line1": "1234 Main St.", "line2": null, "postal_code": "94111", "state": "CA"},
-                "first_name": "Jenny", "last_name": "Rosen",
-                "issued_date": {"day": 1, "month": 12, "year": 2020}, "issuing_country": "US",
-                "type": "driving_license",
-                "files": [new_id("file"), new_id("file")],
-            }),
-            "id_number" => {
-                json!({"status": status, "error": error, "first_name": "Jenny", "last_name": "Rosen", "id_number_type": "us_ssn"})
-            }
-            "selfie" => {
-                json!({"status": status, "error": error, "document": new_id("file"), "selfie": new_id("file")})
-            }
-            "email" => {
-                json!({"status": status, "error": error, "email": s.provided_details.get("email")})
-            }
-            _ => {
-                json!({"status": status, "error": error, "phone": s.provided_details.get("phone")})
-            }
-        };
-        report[check] = block;
-    }
-    report
 }

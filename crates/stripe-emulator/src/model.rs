@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::person::VerifiedPerson;
+
 /// The API version stamped on events (the release train current SDKs pin).
 pub const API_VERSION: &str = "2026-07-29.dahlia";
 
@@ -89,7 +91,9 @@ pub struct Session {
     /// Makes `url` and `client_secret` unguessable; rotated on every submission,
     /// so each link is single use as at Stripe.
     pub token: String,
-    pub verified_outputs: Option<Value>,
+    /// Who the session verified (shown as `verified_outputs`); set once it is `verified`.
+    #[serde(default)]
+    pub person: Option<VerifiedPerson>,
 }
 
 impl Session {
@@ -127,9 +131,7 @@ impl Session {
     pub fn redact_fields(&mut self) {
         self.metadata.clear();
         self.provided_details = redacted_tree(&self.provided_details);
-        if let Some(v) = &self.verified_outputs {
-            self.verified_outputs = Some(redacted_tree(v));
-        }
+        self.person = self.person.as_ref().map(VerifiedPerson::redacted);
     }
 }
 
@@ -170,30 +172,6 @@ pub fn redacted_tree(v: &Value) -> Value {
         Value::Array(items) => Value::Array(items.iter().map(redacted_tree).collect()),
         other => other.clone(),
     }
-}
-
-/// Test-mode verified outputs: the same synthetic person Stripe's examples use.
-pub fn test_verified_outputs(session: &Session) -> Value {
-    let email = session
-        .provided_details
-        .get("email")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let phone = session
-        .provided_details
-        .get("phone")
-        .cloned()
-        .unwrap_or(Value::Null);
-    json!({
-        "address": {"city": "San Francisco", "country": "US", "line1": "1234 Main St.", "line2": null, "postal_code": "94111", "state": "CA"},
-        "dob": {"day": 1, "month": 1, "year": 1990},
-        "email": email,
-        "first_name": "Jenny",
-        "id_number": null,
-        "id_number_type": null,
-        "last_name": "Rosen",
-        "phone": phone,
-    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
-//! The HTTP surface: `/v1/…` (the Stripe API), `/verify/{id}` (the hosted-flow
-//! stand-in), `/_emulator/…` (emulator-only tools), and the `Request-Id`
-//! header that every response carries.
+//! The HTTP surface: `/v1/…` (the Stripe API), `/files/links/…` (what FileLink URLs serve),
+//! `/verify/{id}` (the hosted-flow stand-in), `/_emulator/…` (emulator-only tools), and the
+//! `Request-Id` header that every response carries.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use axum::response::Response;
 use axum::routing::{any, get, post};
 use axum::Router;
 
-use crate::api::{error_response, handle};
+use crate::api::{error_response, files, handle};
 use crate::errors::ApiError;
 use crate::{admin, hosted_page, ids, Emulator};
 
@@ -37,6 +37,15 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
 pub fn router(emu: Arc<Emulator>) -> Router {
     Router::new()
         .route("/v1/{*rest}", any(handle))
+        // Binary answers, outside the JSON API handler.
+        .route(
+            "/v1/files/{id}/contents",
+            get(files::contents).fallback(not_found),
+        )
+        .route(
+            "/files/links/{id}/{token}",
+            get(files::serve_link).fallback(not_found),
+        )
         .route(
             "/verify/{id}",
             get(hosted_page::show).post(hosted_page::submit),

@@ -23,6 +23,8 @@ pub enum Kind {
     Report,
     Endpoint,
     Event,
+    File,
+    FileLink,
 }
 
 impl Kind {
@@ -32,6 +34,8 @@ impl Kind {
             Kind::Report => "report",
             Kind::Endpoint => "endpoint",
             Kind::Event => "event",
+            Kind::File => "file",
+            Kind::FileLink => "file_link",
         }
     }
 }
@@ -155,6 +159,12 @@ const SCHEMA: &[&str] = &[
         due_ms INTEGER NOT NULL,
         kind TEXT NOT NULL,
         payload TEXT NOT NULL)",
+    // The bytes behind File objects, apart from the objects so that redaction can delete them.
+    "CREATE TABLE IF NOT EXISTS file_contents (
+        file_id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        content BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS file_contents_session ON file_contents(session_id)",
 ];
 
 fn delivery_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Delivery, StoreError> {
@@ -171,18 +181,52 @@ fn delivery_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Delivery, StoreError
     })
 }
 
+/// Creates the data directory owner-only (0700) and the state file owner-only (0600), whatever
+/// the umask: the state holds personal data (metadata, verified outputs, images). SQLite gives
+/// its `-wal` and `-shm` files the mode of the database file.
+fn prepare_files(dir: &Path, db: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    let existed = dir.is_dir();
+    builder.create(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if !existed {
+            // The mode given to mkdir is reduced by the umask.
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(db)?;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = existed;
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating if needed) the state file in `dir`.
     pub async fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+        let path = dir.join(DB_FILE);
+        prepare_files(dir, &path).map_err(|source| StoreError::DataDir {
             path: dir.display().to_string(),
             source,
         })?;
-        let path = dir.join(DB_FILE);
         let opts = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
+            // Deleted rows (redacted data, file contents) are overwritten, not left in free pages.
+            .pragma("secure_delete", "ON")
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
@@ -196,7 +240,36 @@ impl Store {
         sqlx::query("UPDATE deliveries SET state = 'pending' WHERE state = 'sending'")
             .execute(&pool)
             .await?;
-        Ok(Store { pool })
+        let store = Store { pool };
+        // A stop between recording a delivery's success and counting it down left the count
+        // wrong: derive it again from the deliveries.
+        store.recount_pending_webhooks(None).await?;
+        Ok(store)
+    }
+
+    /// Sets `pending_webhooks` of one event (or of every event) to the number of its
+    /// automatic deliveries that have not succeeded, which is what the count means.
+    pub async fn recount_pending_webhooks(&self, event_id: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE objects SET body = json_set(body, '$.pending_webhooks', c.n)
+             FROM (SELECT o.id AS id, (SELECT COUNT(*) FROM deliveries d
+                       WHERE d.event_id = o.id AND d.kind = 'primary' AND d.state != 'succeeded') AS n
+                   FROM objects o WHERE o.kind = 'event' AND (?1 IS NULL OR o.id = ?1)) AS c
+             WHERE objects.id = c.id AND json_extract(objects.body, '$.pending_webhooks') IS NOT c.n",
+        )
+        .bind(event_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Moves everything in the write-ahead log into the database file and empties the log, so
+    /// that data just erased does not linger in old log frames.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn close(&self) {
@@ -294,6 +367,29 @@ impl Store {
             .bind(i64::from(resp.status))
             .bind(&resp.body)
             .bind(now_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stored answers whose body mentions `needle` (a session id), as (key, body).
+    pub async fn idempotent_bodies_mentioning(
+        &self,
+        needle: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT key, body FROM idempotency WHERE instr(body, ?) > 0")
+            .bind(needle)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("body")?)))
+            .collect()
+    }
+
+    pub async fn idempotent_set_body(&self, key: &str, body: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE idempotency SET body = ? WHERE key = ?")
+            .bind(body)
+            .bind(key)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -481,6 +577,46 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    // ----- file contents -----
+
+    pub async fn put_file_content(
+        &self,
+        file_id: &str,
+        session_id: &str,
+        content: &[u8],
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR REPLACE INTO file_contents (file_id, session_id, content) VALUES (?, ?, ?)",
+        )
+        .bind(file_id)
+        .bind(session_id)
+        .bind(content)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The bytes of a file; `None` once redaction deleted them.
+    pub async fn file_content(&self, file_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT content FROM file_contents WHERE file_id = ?")
+            .bind(file_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("content")?),
+            None => None,
+        })
+    }
+
+    /// Deletes the contents of every file a session collected; returns how many.
+    pub async fn delete_file_contents(&self, session_id: &str) -> Result<u64, StoreError> {
+        let res = sqlx::query("DELETE FROM file_contents WHERE session_id = ?")
+            .bind(session_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected())
     }
 
     // ----- timers (processing outcomes, redaction completion) -----

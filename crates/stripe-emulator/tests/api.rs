@@ -364,8 +364,10 @@ async fn outcomes_reports_and_expand() {
     let r = emu.post(&format!("{helpers}/verify"), &[]).await;
     assert_eq!(r.status, 400, "verified is final");
 
+    // The date of birth is a sensitive result: a restricted key, named on its own.
     let vo = emu
-        .ok_get(
+        .get_as(
+            RK,
             &format!("/v1/identity/verification_sessions/{id}"),
             &[
                 ("expand[0]", "verified_outputs"),
@@ -373,6 +375,8 @@ async fn outcomes_reports_and_expand() {
             ],
         )
         .await;
+    assert_eq!(vo.status, 200, "{}", vo.body);
+    let vo = vo.body;
     assert_eq!(vo["verified_outputs"]["first_name"], "Jenny");
     assert_eq!(vo["verified_outputs"]["dob"]["year"], 1990);
     let plain = emu

@@ -1,4 +1,4 @@
-//! The Stripe `Event` envelope (stripe.md §2.5) and its `type` strings.
+//! The Stripe `Event` envelope and its `type` strings.
 
 use std::fmt;
 
@@ -95,6 +95,14 @@ pub struct EventData {
     /// Previous values of changed fields (`*.updated` events only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_attributes: Option<serde_json::Value>,
+}
+
+impl EventData {
+    /// `data.object.id`: the id of the object the event is about (for Identity events, the
+    /// `vs_…` session), whatever the object's type.
+    pub fn object_id(&self) -> Option<&str> {
+        self.object.get("id").and_then(|v| v.as_str())
+    }
 }
 
 impl fmt::Debug for EventData {

@@ -1,4 +1,4 @@
-//! Stripe Identity `VerificationSession` types (stripe.md §4.1, §4.4).
+//! Stripe Identity `VerificationSession` types.
 //!
 //! Every enum is open (`Unknown(String)`) and unknown JSON fields are ignored,
 //! so new Stripe API versions never break parsing of a webhook.
@@ -279,6 +279,8 @@ pub enum Check {
     Phone,
     /// The selfie match.
     Selfie,
+    /// The address check (the address matched against global databases).
+    Address,
     /// An error code this crate does not know.
     Unknown,
 }
@@ -293,6 +295,7 @@ impl Check {
             Check::Email => "email",
             Check::Phone => "phone",
             Check::Selfie => "selfie",
+            Check::Address => "address",
             Check::Unknown => "unknown",
         }
     }
@@ -305,7 +308,7 @@ impl fmt::Display for Check {
 }
 
 string_enum! {
-    /// Session-level `last_error.code` values (stripe.md §4.4). Treat the set
+    /// Session-level `last_error.code` values. Treat the set
     /// as open: unknown codes parse as `Unknown` and round-trip.
     pub enum ErrorCode {
         /// `abandoned`
@@ -346,12 +349,16 @@ string_enum! {
         SelfieManipulated => "selfie_manipulated",
         /// `selfie_unverified_other`
         SelfieUnverifiedOther => "selfie_unverified_other",
+        /// `address_mismatch`: listed in Stripe's guide *Handle verification outcomes* (its
+        /// own table, the address check) but not yet in the SDKs' enums.
+        AddressMismatch => "address_mismatch",
     }
 }
 
 impl ErrorCode {
-    /// The 19 known codes, in the order of stripe.md §4.4.
-    pub const ALL: [ErrorCode; 19] = [
+    /// The 20 known codes: the 19 of the SDKs' enums in Stripe's order, then `address_mismatch`
+    /// from Stripe's guide.
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::Abandoned,
         ErrorCode::ConsentDeclined,
         ErrorCode::CountryNotSupported,
@@ -371,6 +378,7 @@ impl ErrorCode {
         ErrorCode::SelfieFaceMismatch,
         ErrorCode::SelfieManipulated,
         ErrorCode::SelfieUnverifiedOther,
+        ErrorCode::AddressMismatch,
     ];
 
     /// The check that produced this error.
@@ -389,6 +397,7 @@ impl ErrorCode {
             | SelfieFaceMismatch
             | SelfieManipulated
             | SelfieUnverifiedOther => Check::Selfie,
+            AddressMismatch => Check::Address,
             Unknown(_) => Check::Unknown,
         }
     }
@@ -428,6 +437,9 @@ impl ErrorCode {
             SelfieFaceMismatch => "The selfie does not match the face on the identity document.",
             SelfieManipulated => "The selfie image appears to have been manipulated.",
             SelfieUnverifiedOther => "The selfie could not be verified.",
+            AddressMismatch => {
+                "The address could not be matched against official or commercial records."
+            }
             Unknown(_) => "The verification failed for a reason not known to this version.",
         }
     }

@@ -29,7 +29,7 @@
 //! signed with a far-future `t` be replayed for a long time. Pass
 //! `u64::MAX` to [`Verifier::with_future_skew`] to get the SDK behaviour.
 //!
-//! # Malformed headers: decisions for the cross-SDK matrix (stripe.md §1.10)
+//! # Malformed headers: decisions where the official SDKs disagree
 //!
 //! `T` = 1700000000, `S` = the correct `v1` for payload P1 and `whsec_test_secret`.
 //!

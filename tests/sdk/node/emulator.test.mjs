@@ -13,6 +13,8 @@ import Stripe from 'stripe';
 
 const BIN = process.env.IDVERDICT_BIN ?? 'target/debug/idverdict';
 const KEY = 'sk_test_node_sdk_judge';
+// A restricted key: the only kind that may read sensitive verification results and images.
+const RESTRICTED_KEY = 'rk_test_node_sdk_judge';
 const SESSION_EVENTS = [
   'identity.verification_session.created',
   'identity.verification_session.processing',
@@ -29,7 +31,9 @@ async function startEmulator(dataDir = mkdtempSync(join(tmpdir(), 'idv-emu-node-
   for await (const line of lines) {
     assert.match(line, /^emulator listening on http:\/\/127\.0\.0\.1:\d+$/);
     const base = new URL(line.split(' ').pop());
-    const stripe = new Stripe(KEY, { host: base.hostname, port: Number(base.port), protocol: 'http', maxNetworkRetries: 0 });
+    const client = (key) => new Stripe(key, { host: base.hostname, port: Number(base.port), protocol: 'http', maxNetworkRetries: 0 });
+    const stripe = client(KEY);
+    const restricted = client(RESTRICTED_KEY);
     const stop = async () => {
       if (proc.exitCode === null) {
         const exited = new Promise((resolve) => proc.once('exit', resolve));
@@ -37,7 +41,7 @@ async function startEmulator(dataDir = mkdtempSync(join(tmpdir(), 'idv-emu-node-
         await exited;
       }
     };
-    return { proc, base: base.origin, stripe, dataDir, stop };
+    return { proc, base: base.origin, stripe, restricted, dataDir, stop };
   }
   throw new Error('emulate did not start');
 }
@@ -238,4 +242,89 @@ test('state survives a restart', async () => {
     await again.stop();
     rmSync(emu.dataDir, { recursive: true, force: true });
   }
+});
+
+const ADA = {
+  verified_outputs: {
+    first_name: 'Ada',
+    last_name: 'Lovelace',
+    dob: { day: 10, month: 12, year: 1985 },
+    address: { line1: "12 St James's Square", city: 'London', postal_code: 'SW1Y 4LB', country: 'GB' },
+    email: 'ada@example.org',
+    id_number: '6789',
+    id_number_type: 'us_ssn',
+  },
+  document: { type: 'passport', issuing_country: 'GB', number: 'P1234567', expiration_date: { day: 1, month: 6, year: 2031 } },
+};
+
+async function verifiedAda(stripe) {
+  const s = await stripe.identity.verificationSessions.create({
+    type: 'document',
+    options: { document: { require_matching_selfie: true, require_id_number: true } },
+  });
+  const v = await helper(stripe, s.id, 'verify', ADA);
+  assert.equal(v.status, 'verified');
+  return s.id;
+}
+
+test('verify helper with chosen outputs; sensitive expands need a restricted key', async () => {
+  await withEmulator(async ({ stripe, restricted }) => {
+    const id = await verifiedAda(stripe);
+    const vs = stripe.identity.verificationSessions;
+    const got = await vs.retrieve(id, { expand: ['verified_outputs'] });
+    assert.equal(got.verified_outputs.first_name, 'Ada');
+    assert.equal(got.verified_outputs.address.city, 'London');
+    assert.equal(got.verified_outputs.email, 'ada@example.org');
+    assert.equal(got.verified_outputs.dob, undefined);
+    assert.equal(got.verified_outputs.id_number, undefined);
+
+    for (const path of ['verified_outputs.dob', 'last_verification_report.document.expiration_date']) {
+      await assert.rejects(vs.retrieve(id, { expand: [path] }), (e) =>
+        e instanceof Stripe.errors.StripePermissionError && e.statusCode === 403 && e.message.includes('restricted'));
+    }
+
+    const full = await restricted.identity.verificationSessions.retrieve(id, {
+      expand: ['verified_outputs.dob', 'verified_outputs.id_number', 'last_verification_report.document.number'],
+    });
+    assert.deepEqual(full.verified_outputs.dob, { day: 10, month: 12, year: 1985 });
+    assert.equal(full.verified_outputs.id_number, '6789');
+    assert.equal(full.last_verification_report.object, 'identity.verification_report');
+    assert.equal(full.last_verification_report.document.number, 'P1234567');
+    assert.equal(full.last_verification_report.document.issuing_country, 'GB');
+    assert.equal(full.last_verification_report.document.expiration_date, undefined, 'not named');
+  });
+});
+
+test('FileLinks to the report images: restricted key, 30-second expiry, served until expired', async () => {
+  await withEmulator(async ({ stripe, restricted }) => {
+    const id = await verifiedAda(stripe);
+    const session = await stripe.identity.verificationSessions.retrieve(id, { expand: ['last_verification_report'] });
+    const report = session.last_verification_report;
+    const [front] = report.document.files;
+    const file = await stripe.files.retrieve(front);
+    assert.equal(file.object, 'file');
+    assert.equal(file.purpose, 'identity_document_downloadable');
+    assert.equal((await stripe.files.retrieve(report.selfie.selfie)).purpose, 'selfie');
+
+    const now = () => Math.floor(Date.now() / 1000);
+    await assert.rejects(stripe.fileLinks.create({ file: front, expires_at: now() + 30 }), (e) => e instanceof Stripe.errors.StripePermissionError);
+    await assert.rejects(restricted.fileLinks.create({ file: front, expires_at: now() + 3600 }), (e) =>
+      e instanceof Stripe.errors.StripeInvalidRequestError && e.param === 'expires_at');
+
+    const link = await restricted.fileLinks.create({ file: front, expires_at: now() + 30 });
+    assert.equal(link.object, 'file_link');
+    assert.equal(link.expired, false);
+    assert.equal(link.file, front);
+    const res = await fetch(link.url);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'image/svg+xml');
+    const svg = await res.text();
+    assert.ok(svg.includes('TEST DOCUMENT — NOT REAL') && svg.includes(id));
+
+    assert.equal((await restricted.fileLinks.retrieve(link.id)).url, link.url);
+    const ended = await restricted.fileLinks.update(link.id, { expires_at: 'now' });
+    assert.equal(ended.expired, true);
+    assert.equal(ended.url, null);
+    assert.equal((await fetch(link.url)).status, 410);
+  });
 });

@@ -17,6 +17,8 @@ import stripe
 
 BIN = os.environ.get("IDVERDICT_BIN", "target/debug/idverdict")
 API_KEY = "sk_test_python_sdk_judge"
+# A restricted key: the only kind that may read sensitive verification results and images.
+RESTRICTED_KEY = "rk_test_python_sdk_judge"
 
 
 class Emulator:
@@ -25,8 +27,8 @@ class Emulator:
         self.base = base
         self.data_dir = data_dir
 
-    def client(self):
-        return stripe.StripeClient(API_KEY, base_addresses={"api": self.base}, max_network_retries=0)
+    def client(self, key=API_KEY):
+        return stripe.StripeClient(key, base_addresses={"api": self.base}, max_network_retries=0)
 
     def emulator_post(self, path, **form):
         """Emulator-only endpoints (`/_emulator/...`) are plain HTTP, no SDK involved."""

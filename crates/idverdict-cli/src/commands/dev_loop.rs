@@ -13,9 +13,9 @@ use std::path::Path;
 
 use anyhow::Context;
 use idverdict::data_dir::DataDirLock;
-use idverdict::synth::Kind;
 use serde_json::Value;
 use stripe_emulator::{EmulatorConfig, EmulatorHandle};
+use stripe_webhook::EventType;
 
 use super::stripe_http::{array_form, StripeHttp};
 
@@ -177,10 +177,10 @@ async fn ensure_endpoint(
     Ok((id, secret))
 }
 
-/// The six Identity events; `redacted` is named explicitly: `*` does not cover it, at Stripe
-/// as in the emulator.
+/// The Identity events idverdict consumes, each named: `*` does not cover `redacted`, at
+/// Stripe as in the emulator.
 pub fn events_form() -> Vec<(String, String)> {
-    let events: Vec<&str> = Kind::ALL.iter().map(|k| k.event_type()).collect();
+    let events: Vec<&str> = EventType::IDENTITY.iter().map(|e| e.as_str()).collect();
     array_form("enabled_events", &events)
 }
 

@@ -9,9 +9,8 @@
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use idverdict::store::{
-    now_ms, ReactionAttemptRow, ReactionFilter, ReactionRow, Redeliver, Store,
-};
+use idverdict::clock::now_ms;
+use idverdict::store::{ReactionAttemptRow, ReactionFilter, ReactionRow, Redeliver, Store};
 
 use crate::time::rfc3339_ms;
 

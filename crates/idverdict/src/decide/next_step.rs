@@ -57,7 +57,9 @@ pub fn default_next_step(code: &ErrorCode) -> NextStep {
         | PhoneUnverifiedOther
         | PhoneVerificationDeclined
         | SelfieDocumentMissingPhoto
-        | SelfieUnverifiedOther => NextStep::Retry,
+        | SelfieUnverifiedOther
+        // The address did not match global databases: the user can correct what they typed.
+        | AddressMismatch => NextStep::Retry,
         // Retrying cannot change these: the user refused, or their device/country is out.
         ConsentDeclined | CountryNotSupported | DeviceNotSupported => NextStep::AlternativeMethod,
         // Possible fraud: a person decides, never an automatic retry.

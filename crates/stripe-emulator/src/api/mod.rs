@@ -21,14 +21,26 @@ use crate::{Emulator, WriteGuard};
 
 mod endpoints;
 mod events;
+pub(crate) mod expand;
+pub(crate) mod files;
 pub(crate) mod list;
 mod reports;
 mod sessions;
 mod test_helpers;
 
+/// Which kind of test key authenticated the request. Restricted keys (`rk_test_…`) can do all
+/// a secret key can, and also read sensitive verification results (as a restricted key with
+/// the Identity permissions Stripe's guide lists would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    Secret,
+    Restricted,
+}
+
 /// What a handler knows about the request besides its parameters.
 pub(crate) struct Ctx<'a> {
     pub emu: &'a Emulator,
+    pub key: KeyKind,
     pub cause: Cause,
     /// Held for every POST and DELETE (see [`Emulator::write`]).
     pub write: Option<WriteGuard<'a>>,
@@ -81,7 +93,7 @@ fn masked(key: &str) -> String {
     format!("{prefix}****{tail}")
 }
 
-pub(crate) fn authenticate(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn authenticate(headers: &HeaderMap) -> Result<KeyKind, ApiError> {
     let unauthorized =
         |msg: String| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", msg);
     let Some(raw) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
@@ -118,7 +130,20 @@ pub(crate) fn authenticate(headers: &HeaderMap) -> Result<(), ApiError> {
             masked(&key)
         )));
     }
-    Ok(())
+    Ok(if key.starts_with("rk_") {
+        KeyKind::Restricted
+    } else {
+        KeyKind::Secret
+    })
+}
+
+/// What identifies a request for idempotency: a digest, so that the parameters (metadata,
+/// personal details) are never kept in the idempotency table.
+fn fingerprint(method: &Method, path: &str, params: &Params) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format!("{method} {path} {}", params.as_value()).as_bytes());
+    hex::encode(h.finalize())
 }
 
 /// Entry point for everything under `/v1`.
@@ -144,7 +169,7 @@ async fn handle_inner(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
-    authenticate(headers)?;
+    let key = authenticate(headers)?;
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or("").as_bytes();
     let params = if *method == Method::POST {
@@ -191,7 +216,7 @@ async fn handle_inner(
     } else {
         None
     };
-    let fingerprint = format!("{method} {path} {}", params.as_value());
+    let fingerprint = fingerprint(method, &path, &params);
     if let Some(key) = &idem {
         if let Some(stored) = emu.store.idempotent_get(key).await? {
             if stored.fingerprint != fingerprint {
@@ -216,7 +241,12 @@ async fn handle_inner(
         }
     }
 
-    let mut ctx = Ctx { emu, cause, write };
+    let mut ctx = Ctx {
+        emu,
+        key,
+        cause,
+        write,
+    };
     let segs: Vec<&str> = path
         .trim_start_matches("/v1/")
         .trim_end_matches('/')
@@ -284,6 +314,12 @@ async fn route(
         ("GET", ["events", id]) => events::retrieve(ctx, id, p).await,
         // What `stripe events resend` calls.
         ("POST", ["events", id, "retry"]) => events::retry(ctx, id, p).await,
+        ("GET", ["files"]) => files::list(ctx, p).await,
+        ("GET", ["files", id]) => files::retrieve(ctx, id, p).await,
+        ("POST", ["file_links"]) => files::create_link(ctx, p).await,
+        ("GET", ["file_links"]) => files::list_links(ctx, p).await,
+        ("GET", ["file_links", id]) => files::retrieve_link(ctx, id, p).await,
+        ("POST", ["file_links", id]) => files::update_link(ctx, id, p).await,
         ("POST", ["test_helpers", "identity", "verification_sessions", id, action]) => {
             test_helpers::drive(ctx, id, action, p).await
         }

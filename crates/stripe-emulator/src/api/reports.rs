@@ -2,21 +2,25 @@
 
 use serde_json::Value;
 
-use super::list::{paginate, LIST_PARAMS};
-use super::{ApiResult, Ctx};
+use super::list::{item_expansions, paginate, LIST_PARAMS};
+use super::{expand, ApiResult, Ctx};
 use crate::errors::ApiError;
 use crate::form::Params;
+use crate::report;
 use crate::store::Kind;
 
 const OBJECT_NAME: &str = "verificationreport";
 
 pub async fn retrieve(ctx: &mut Ctx<'_>, id: &str, p: &Params) -> ApiResult {
     p.only(&["expand"])?;
-    ctx.emu
+    let fields = expand::report(&p.expand()?, ctx.key)?;
+    let r = ctx
+        .emu
         .store
         .get::<Value>(Kind::Report, id)
         .await?
-        .ok_or_else(|| ApiError::no_such(OBJECT_NAME, id))
+        .ok_or_else(|| ApiError::no_such(OBJECT_NAME, id))?;
+    Ok(report::render(&r, &fields))
 }
 
 pub async fn list(ctx: &mut Ctx<'_>, p: &Params) -> ApiResult {
@@ -40,6 +44,7 @@ pub async fn list(ctx: &mut Ctx<'_>, p: &Params) -> ApiResult {
         }
     }
     let session = p.str("verification_session")?;
+    let fields = expand::report(&item_expansions(p)?, ctx.key)?;
     let field_is = |r: &Value, f: &str, want: &Option<String>| {
         want.as_ref()
             .is_none_or(|w| r[f].as_str() == Some(w.as_str()))
@@ -56,6 +61,7 @@ pub async fn list(ctx: &mut Ctx<'_>, p: &Params) -> ApiResult {
                 && field_is(r, "type", &kind)
                 && field_is(r, "verification_session", &session)
         })
+        .map(|r| report::render(&r, &fields))
         .collect();
     paginate(items, p, "/v1/identity/verification_reports", OBJECT_NAME)
 }

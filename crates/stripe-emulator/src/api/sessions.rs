@@ -5,18 +5,19 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::list::{item_expansions, paginate, LIST_PARAMS};
-use super::{ApiResult, Ctx};
+use super::{expand, ApiResult, Ctx, KeyKind};
 use crate::clock::now_s;
 use crate::errors::ApiError;
 use crate::form::Params;
 use crate::ids::{new_id, token};
 use crate::lifecycle;
 use crate::model::{Session, Status};
+use crate::person::DOCUMENT_TYPES;
+use crate::report;
 use crate::store::Kind;
 use crate::Emulator;
 
 const OBJECT_NAME: &str = "verificationsession";
-const DOCUMENT_TYPES: &[&str] = &["driving_license", "id_card", "passport"];
 
 /// `options` on create/update: only `options[document]` is a parameter
 /// (`email`, `phone`, `matching` exist on the object but cannot be set).
@@ -98,49 +99,27 @@ fn parse_type(p: &Params) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Renders a session with the requested expansions.
-pub async fn render(emu: &Emulator, s: &Session, expand: &[String]) -> ApiResult {
+/// Renders a session with the requested expansions (see [`expand::session`] for which need a
+/// restricted key).
+pub async fn render(emu: &Emulator, key: KeyKind, s: &Session, expand: &[String]) -> ApiResult {
+    let x = expand::session(expand, key)?;
     let mut o = s.render(&emu.public_base);
-    for e in expand {
-        match e.as_str() {
-            "last_verification_report" => {
-                if let Some(id) = &s.last_verification_report {
-                    if let Some(report) = emu.store.get::<Value>(Kind::Report, id).await? {
-                        o["last_verification_report"] = report;
-                    }
-                }
-            }
-            "verified_outputs" | "verified_outputs.dob" | "verified_outputs.id_number" => {
-                let Some(full) = &s.verified_outputs else {
-                    o["verified_outputs"] = Value::Null;
-                    continue;
-                };
-                // dob and id_number are sensitive: only present when named on their own.
-                let mut shown = match o.get("verified_outputs") {
-                    Some(Value::Object(m)) => m.clone(),
-                    _ => {
-                        let mut m = full.as_object().cloned().unwrap_or_default();
-                        m.remove("dob");
-                        m.remove("id_number");
-                        m
-                    }
-                };
-                if let Some(field) = e.strip_prefix("verified_outputs.") {
-                    shown.insert(
-                        field.into(),
-                        full.get(field).cloned().unwrap_or(Value::Null),
-                    );
-                }
-                o["verified_outputs"] = Value::Object(shown);
-            }
-            "provided_details" => o["provided_details"] = s.provided_details.clone(),
-            other => {
-                return Err(ApiError::invalid_param(
-                    "expand",
-                    format!("This property cannot be expanded ({other})."),
-                ))
+    if x.report {
+        if let Some(id) = &s.last_verification_report {
+            if let Some(r) = emu.store.get::<Value>(Kind::Report, id).await? {
+                o["last_verification_report"] = report::render(&r, &x.report_fields);
             }
         }
+    }
+    if x.verified_outputs {
+        // Absent unless expanded, null until the session is verified.
+        o["verified_outputs"] = s
+            .person
+            .as_ref()
+            .map_or(Value::Null, |p| p.verified_outputs(&x.output_fields));
+    }
+    if x.provided_details {
+        o["provided_details"] = s.provided_details.clone();
     }
     Ok(o)
 }
@@ -199,7 +178,7 @@ pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> ApiResult {
         last_verification_report: None,
         redaction: None,
         token: token(),
-        verified_outputs: None,
+        person: None,
     };
     if s.options.get("document").is_none() && s.kind == "document" {
         s.options = json!({"document": {}});
@@ -217,13 +196,13 @@ pub async fn create(ctx: &mut Ctx<'_>, p: &Params) -> ApiResult {
     )
     .await?;
     tracing::info!(session = %s.id, "verification session created");
-    render(ctx.emu, &s, &p.expand()?).await
+    render(ctx.emu, ctx.key, &s, &p.expand()?).await
 }
 
 pub async fn retrieve(ctx: &mut Ctx<'_>, id: &str, p: &Params) -> ApiResult {
     p.only(&["expand"])?;
     let s = lifecycle::load(ctx.emu, id).await?;
-    render(ctx.emu, &s, &p.expand()?).await
+    render(ctx.emu, ctx.key, &s, &p.expand()?).await
 }
 
 pub async fn list(ctx: &mut Ctx<'_>, p: &Params) -> ApiResult {
@@ -273,7 +252,7 @@ pub async fn list(ctx: &mut Ctx<'_>, p: &Params) -> ApiResult {
             .iter()
             .find(|s| Some(s.id.as_str()) == v["id"].as_str())
         {
-            data.push(render(ctx.emu, s, &expand).await?);
+            data.push(render(ctx.emu, ctx.key, s, &expand).await?);
         }
     }
     page["data"] = Value::Array(data);
@@ -303,17 +282,17 @@ pub async fn update(ctx: &mut Ctx<'_>, id: &str, p: &Params) -> ApiResult {
         .store
         .put(Kind::Session, &s.id, s.created, &s)
         .await?;
-    render(ctx.emu, &s, &p.expand()?).await
+    render(ctx.emu, ctx.key, &s, &p.expand()?).await
 }
 
 pub async fn cancel(ctx: &mut Ctx<'_>, id: &str, p: &Params) -> ApiResult {
     p.only(&["expand"])?;
     let s = lifecycle::cancel(ctx.emu, ctx.w()?, id, &ctx.cause).await?;
-    render(ctx.emu, &s, &p.expand()?).await
+    render(ctx.emu, ctx.key, &s, &p.expand()?).await
 }
 
 pub async fn redact(ctx: &mut Ctx<'_>, id: &str, p: &Params) -> ApiResult {
     p.only(&["expand"])?;
     let s = lifecycle::redact(ctx.emu, ctx.w()?, id, &ctx.cause).await?;
-    render(ctx.emu, &s, &p.expand()?).await
+    render(ctx.emu, ctx.key, &s, &p.expand()?).await
 }

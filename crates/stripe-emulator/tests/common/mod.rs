@@ -14,6 +14,8 @@ use serde_json::Value;
 use stripe_emulator::{EmulatorConfig, EmulatorHandle};
 
 pub const KEY: &str = "sk_test_emulator";
+/// A restricted key: the only kind that may read sensitive verification results.
+pub const RK: &str = "rk_test_emulator";
 
 pub struct Emu {
     pub handle: EmulatorHandle,
@@ -65,10 +67,21 @@ impl Emu {
         form: &[(&str, &str)],
         extra: &[(&str, &str)],
     ) -> Resp {
+        self.send_as(KEY, method, path, form, extra).await
+    }
+
+    pub async fn send_as(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        form: &[(&str, &str)],
+        extra: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self
             .http
             .request(method.clone(), self.url(path))
-            .bearer_auth(KEY);
+            .bearer_auth(key);
         if method == reqwest::Method::POST {
             req = req.form(form);
         } else {
@@ -95,6 +108,16 @@ impl Emu {
 
     pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> Resp {
         self.send(reqwest::Method::GET, path, query, &[]).await
+    }
+
+    pub async fn get_as(&self, key: &str, path: &str, query: &[(&str, &str)]) -> Resp {
+        self.send_as(key, reqwest::Method::GET, path, query, &[])
+            .await
+    }
+
+    pub async fn post_as(&self, key: &str, path: &str, form: &[(&str, &str)]) -> Resp {
+        self.send_as(key, reqwest::Method::POST, path, form, &[])
+            .await
     }
 
     pub async fn ok_post(&self, path: &str, form: &[(&str, &str)]) -> Value {

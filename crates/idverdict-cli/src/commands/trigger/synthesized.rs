@@ -23,7 +23,7 @@ pub async fn run(
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
-    let start = unix_now();
+    let start = idverdict::clock::now_secs();
     let report_id = synth::new_id("vr");
     for (i, kind) in request.kinds.iter().copied().enumerate() {
         // One second apart, so the events carry the order a real flow has.
@@ -33,7 +33,7 @@ pub async fn run(
         spec.error_code = request.error_code.clone();
         spec.report_id = Some(report_id.clone());
         let body = synth::event_bytes(&spec);
-        let header = stripe_webhook::sign_with_secrets(&body, &secret_refs, unix_now());
+        let header = stripe_webhook::sign_with_secrets(&body, &secret_refs, idverdict::clock::now_secs());
         let response = client
             .post(url)
             .header("Content-Type", "application/json; charset=utf-8")
@@ -84,11 +84,4 @@ pub fn secrets(flag: Option<&str>, data_dir: &Path) -> anyhow::Result<Vec<String
             data_dir.join("dev-webhook-secret").display()
         ),
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }
