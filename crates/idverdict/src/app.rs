@@ -37,6 +37,8 @@ pub struct AppState {
     /// The Stripe API client, when a key is configured (session creation).
     pub stripe: Option<Arc<crate::stripe_api::StripeClient>>,
     pub metrics: Metrics,
+    /// Deliveries no configured secret matched, for `/readyz` and the operator.
+    pub signatures: Arc<crate::ingest::SignatureWatch>,
     pub body_limit: usize,
 }
 
@@ -135,7 +137,8 @@ impl App {
             policy: policy.clone(),
             reactions: reactions.clone(),
             stripe: stripe.clone(),
-            metrics: Metrics::install(),
+            metrics: Metrics::install(&config.webhook_path),
+            signatures: Arc::default(),
             body_limit: config.body_limit_bytes,
         };
         let router = router(state, config);
@@ -166,6 +169,10 @@ impl App {
         let reconcile = self.reconciler.map(|(job, every, since)| {
             tokio::spawn(job.run_periodically(every, since, processor_stopped.clone()))
         });
+        let gauges = tokio::spawn(crate::metrics::refresh_periodically(
+            self.store.clone(),
+            processor_stopped.clone(),
+        ));
         let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
@@ -176,6 +183,7 @@ impl App {
         let _ = stop_processor.send(true);
         let _ = processor.await;
         let _ = dispatcher.await;
+        let _ = gauges.await;
         if let Some(reconcile) = reconcile {
             let _ = reconcile.await;
         }
@@ -205,7 +213,21 @@ fn router(state: AppState, config: &Config) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::internal().into_response()
         }))
+        .layer(axum::middleware::from_fn(track_duration))
         .with_state(state)
+}
+
+/// Every answer's duration, by route template (bounded label values: an unknown path counts
+/// as `unmatched`) and status; outermost, so timeouts and panics are counted too.
+async fn track_duration(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::http_request(route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Abandon a request that takes longer than `limit`.

@@ -24,6 +24,17 @@ pub enum DecisionType {
 }
 
 impl DecisionType {
+    pub const ALL: [DecisionType; 8] = [
+        DecisionType::Verified,
+        DecisionType::RetryAllowed,
+        DecisionType::NeedsReview,
+        DecisionType::AlternativeRequired,
+        DecisionType::Rejected,
+        DecisionType::Approved,
+        DecisionType::Canceled,
+        DecisionType::Redacted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DecisionType::Verified => "verified",

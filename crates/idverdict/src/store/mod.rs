@@ -10,6 +10,7 @@ mod events;
 mod open;
 mod reactions;
 mod sessions;
+mod stats;
 mod sync_state;
 mod users;
 
@@ -21,6 +22,7 @@ pub use reactions::{
     Redeliver,
 };
 pub use sessions::{AttemptRow, HistoryRow};
+pub use stats::StoreStats;
 pub(crate) use users::NewReview;
 pub use users::ReviewRow;
 
