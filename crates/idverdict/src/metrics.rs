@@ -458,7 +458,11 @@ mod tests {
     #[test]
     fn cells_cannot_break_the_table() {
         for s in SERIES {
-            assert!(!s.help.contains('|') && !s.help.contains('\n'), "{}", s.name);
+            assert!(
+                !s.help.contains('|') && !s.help.contains('\n'),
+                "{}",
+                s.name
+            );
         }
     }
 }

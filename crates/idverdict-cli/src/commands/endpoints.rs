@@ -80,9 +80,7 @@ pub async fn run(args: EndpointsArgs) -> anyhow::Result<()> {
             if events.is_empty() {
                 form.extend(super::dev_loop::events_form());
             } else {
-                if events.iter().any(|e| e == "*")
-                    && !events.iter().any(|e| e == REDACTED)
-                {
+                if events.iter().any(|e| e == "*") && !events.iter().any(|e| e == REDACTED) {
                     eprintln!(
                         "warning: `*` subscribes to every event except {REDACTED}, which must be named: \
                          without it idverdict never learns that a session was redacted and keeps its copy \

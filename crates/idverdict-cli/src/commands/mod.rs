@@ -73,7 +73,8 @@ pub fn data_dir(args: &ConfigArgs) -> anyhow::Result<PathBuf> {
 /// database. (`serve` and `migrate` create and migrate; see [`create_store`].)
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let url = redact_url(&config.database_url);
-    let in_data_dir = config.database_url == idverdict::config::default_database_url(&config.data_dir);
+    let in_data_dir =
+        config.database_url == idverdict::config::default_database_url(&config.data_dir);
     let looked_at = if in_data_dir {
         format!("the data directory {}", config.data_dir.display())
     } else {

@@ -66,7 +66,10 @@ impl StripeHttp {
         params: &[(String, String)],
     ) -> Result<Value, CallError> {
         let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method.clone(), &url).bearer_auth(&self.key);
+        let mut req = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.key);
         req = if method == reqwest::Method::GET {
             req.query(params)
         } else {
@@ -78,7 +81,10 @@ impl StripeHttp {
             .map_err(|e| CallError::Other(format!("cannot reach {}: {e}", self.base)))?;
         let status = resp.status();
         let body: Value = resp.json().await.map_err(|e| {
-            CallError::Other(format!("unexpected answer from {} ({status}): {e}", self.base))
+            CallError::Other(format!(
+                "unexpected answer from {} ({status}): {e}",
+                self.base
+            ))
         })?;
         if !status.is_success() {
             let err = &body["error"];

@@ -19,9 +19,9 @@ mod raw;
 pub mod reactions;
 pub mod settings;
 pub mod stripe;
-mod warnings;
 #[cfg(test)]
 mod tests;
+mod warnings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,7 +31,8 @@ pub use secrecy::{ExposeSecret, SecretString};
 
 pub use parse::{parse_bool, parse_duration, parse_seconds};
 pub use reactions::{
-    decode_secret, generate_callback_secret, CallbackConfig, DeliveryConfig, EmailConfig, NatsConfig, ReactConfig, TlsMode,
+    decode_secret, generate_callback_secret, CallbackConfig, DeliveryConfig, EmailConfig,
+    NatsConfig, ReactConfig, TlsMode,
 };
 pub use settings::{Setting, SETTINGS};
 pub use stripe::{StripeKey, StripeSettings};

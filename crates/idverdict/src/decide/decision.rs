@@ -233,10 +233,7 @@ mod tests {
             queued.reason.as_deref(),
             Some("The selfie was manipulated.")
         );
-        let approved = decide(
-            Some(&review(ReviewAction::Approve)),
-            DecisionType::Approved,
-        );
+        let approved = decide(Some(&review(ReviewAction::Approve)), DecisionType::Approved);
         assert_eq!((approved.error_code, approved.reason), (None, None));
     }
 

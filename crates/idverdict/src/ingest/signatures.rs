@@ -107,7 +107,8 @@ mod tests {
         assert!(h.last_accepted_at_ms.is_some() && h.last_signature_mismatch_at_ms.is_some());
         let warning = h.warning.unwrap();
         assert!(
-            warning.starts_with("3 webhook deliveries") && warning.contains("STRIPE_WEBHOOK_SECRET"),
+            warning.starts_with("3 webhook deliveries")
+                && warning.contains("STRIPE_WEBHOOK_SECRET"),
             "{warning}"
         );
     }

@@ -16,8 +16,8 @@ use stripe_webhook::{SignatureError, WebhookError};
 use super::CommitError;
 use crate::api::ApiError;
 use crate::app::AppState;
-use crate::{clock, metrics};
 use crate::store::{NewEvent, Receipt};
+use crate::{clock, metrics};
 
 pub async fn receive(
     State(state): State<AppState>,
@@ -53,7 +53,7 @@ pub async fn receive(
             return Err(ApiError::bad_request(
                 "malformed_signature_header",
                 "the Stripe-Signature header is not valid ASCII",
-            ))
+            ));
         }
     };
 

@@ -29,7 +29,6 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Results recorded per transaction, at most.
 const RECORD_BATCH: usize = 256;
 
-
 struct Inner {
     store: Store,
     schedule: Schedule,

@@ -208,7 +208,10 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
 
 /// Make sure the SQLite file can be created: add `mode=rwc` and create its directory.
 fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
-    if let Some(parent) = sqlite_path(url).as_deref().and_then(std::path::Path::parent) {
+    if let Some(parent) = sqlite_path(url)
+        .as_deref()
+        .and_then(std::path::Path::parent)
+    {
         if !parent.as_os_str().is_empty() {
             std::fs::create_dir_all(parent)?;
         }

@@ -87,11 +87,10 @@ impl Store {
         if n == 0 {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success = TRUE",
-        )
-        .fetch_one(&self.read)
-        .await?;
+        let row =
+            sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.read)
+                .await?;
         Ok(row.try_get::<Option<i64>, _>("v")?)
     }
 

@@ -22,11 +22,9 @@ pub struct StoreStats {
 
 impl Store {
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let pending = sqlx::query(
-            "SELECT COUNT(*) AS n FROM events WHERE processed_at IS NULL",
-        )
-        .fetch_one(&self.read)
-        .await?;
+        let pending = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE processed_at IS NULL")
+            .fetch_one(&self.read)
+            .await?;
         let oldest = sqlx::query(
             "SELECT received_at FROM events WHERE processed_at IS NULL ORDER BY seq LIMIT 1",
         )

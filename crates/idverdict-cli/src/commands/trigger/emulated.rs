@@ -50,7 +50,11 @@ fn plan(request: &Request, existing: bool) -> anyhow::Result<Vec<Step>> {
         .error_code
         .clone()
         .unwrap_or_else(|| "document_unverified_other".into());
-    let last = request.kinds.last().copied().context("nothing to trigger")?;
+    let last = request
+        .kinds
+        .last()
+        .copied()
+        .context("nothing to trigger")?;
     let outcome = match last {
         Kind::Created => None,
         Kind::Processing => Some(Step::Process),
@@ -64,9 +68,7 @@ fn plan(request: &Request, existing: bool) -> anyhow::Result<Vec<Step>> {
         (true, None) => bail!("`created` is the event of a new session: leave out --session"),
         (true, _) => {}
         // A redaction needs a session that can be redacted: a verified one.
-        (false, Some(Step::Redact)) if !request.flow => {
-            steps.extend([Step::Create, Step::Verify])
-        }
+        (false, Some(Step::Redact)) if !request.flow => steps.extend([Step::Create, Step::Verify]),
         (false, _) => steps.push(Step::Create),
     }
     steps.extend(outcome);
@@ -165,7 +167,9 @@ pub async fn run(
         }
     }
     if failed > 0 {
-        bail!("{failed} delivery attempt(s) failed (the emulator retries them; see {base}/_emulator)");
+        bail!(
+            "{failed} delivery attempt(s) failed (the emulator retries them; see {base}/_emulator)"
+        );
     }
     Ok(())
 }
@@ -243,7 +247,11 @@ async fn first_attempts(api: &StripeHttp, event: &str) -> anyhow::Result<Vec<Del
                         ok,
                         text: format!(
                             "{endpoint}: {status}{}",
-                            if ok { String::new() } else { format!(" {error}") }
+                            if ok {
+                                String::new()
+                            } else {
+                                format!(" {error}")
+                            }
                         ),
                     }
                 }
@@ -280,7 +288,11 @@ mod tests {
             plan(&failed, true).unwrap(),
             vec![Step::RequireInput("document_expired".into())]
         );
-        let verified = request(&[Kind::Created, Kind::Processing, Kind::Verified], true, None);
+        let verified = request(
+            &[Kind::Created, Kind::Processing, Kind::Verified],
+            true,
+            None,
+        );
         assert_eq!(
             plan(&verified, false).unwrap(),
             vec![Step::Create, Step::Verify]

@@ -205,9 +205,14 @@ mod tests {
 
     #[test]
     fn unknown_codes_are_refused_with_the_known_ones() {
-        let e = request(&["--flow", "failed:document_expird"]).unwrap_err().to_string();
+        let e = request(&["--flow", "failed:document_expird"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown error code `document_expird`"), "{e}");
-        assert!(e.contains("document_expired") && e.contains("selfie_manipulated"), "{e}");
+        assert!(
+            e.contains("document_expired") && e.contains("selfie_manipulated"),
+            "{e}"
+        );
         assert!(e.contains("--allow-unknown-code"), "{e}");
         let e = request(&["requires_input", "--error-code", "nope"]).unwrap_err();
         assert!(e.to_string().contains("`nope`"));

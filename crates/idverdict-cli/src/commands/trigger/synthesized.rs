@@ -33,7 +33,8 @@ pub async fn run(
         spec.error_code = request.error_code.clone();
         spec.report_id = Some(report_id.clone());
         let body = synth::event_bytes(&spec);
-        let header = stripe_webhook::sign_with_secrets(&body, &secret_refs, idverdict::clock::now_secs());
+        let header =
+            stripe_webhook::sign_with_secrets(&body, &secret_refs, idverdict::clock::now_secs());
         let response = client
             .post(url)
             .header("Content-Type", "application/json; charset=utf-8")
