@@ -65,7 +65,7 @@ fn summary(ep: &Value) -> String {
 
 pub async fn run(args: EndpointsArgs) -> anyhow::Result<()> {
     let settings = super::stripe_settings(
-        args.stripe.from_flags_or_env()?,
+        args.stripe.settings_from_flags_or_env()?,
         &super::data_dir(&args.config)?,
         "endpoints",
     )?;

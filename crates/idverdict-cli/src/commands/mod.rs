@@ -134,7 +134,7 @@ impl StripeArgs {
 
     /// Settings from the flags or the environment alone (for `endpoints`, which reads no
     /// configuration file); `None` when no key is given.
-    pub fn from_flags_or_env(&self) -> anyhow::Result<Option<StripeSettings>> {
+    pub fn settings_from_flags_or_env(&self) -> anyhow::Result<Option<StripeSettings>> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let key = self.api_key.clone().or_else(|| var("STRIPE_API_KEY"));
         let base = self.api_base.clone().or_else(|| var("STRIPE_API_BASE"));
