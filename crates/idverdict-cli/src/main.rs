@@ -38,6 +38,8 @@ enum Command {
     Reactions(commands::reactions::ReactionsArgs),
     /// Generate the secrets you choose yourself (callback signing secret, API token).
     Secrets(commands::secrets::SecretsArgs),
+    /// Copy the SQLite database to a file while `serve` runs (online backup).
+    Backup(commands::backup::BackupArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -88,6 +90,7 @@ async fn run(cli: Cli) -> std::process::ExitCode {
             commands::reactions::run(args).await
         }
         Command::Secrets(args) => commands::secrets::run(args),
+        Command::Backup(args) => commands::backup::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod backup;
 pub mod dev_loop;
 pub mod emulate;
 pub mod endpoints;

@@ -102,3 +102,25 @@ impl Store {
             .unwrap_or_default()
     }
 }
+
+impl Store {
+    /// SQLite: write a consistent copy of the database to `target` (`VACUUM INTO`), while
+    /// `serve` keeps running; the copy is owner-only. `target` must not exist yet (SQLite refuses to overwrite).
+    pub async fn backup_into(&self, target: &std::path::Path) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Corrupt(
+                "online backup is for SQLite; back PostgreSQL up with pg_dump".into(),
+            ));
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(target.display().to_string())
+            .execute(&self.read)
+            .await?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
+    }
+}
