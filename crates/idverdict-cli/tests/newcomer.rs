@@ -727,3 +727,68 @@ async fn every_documented_metric_is_there_at_start_up_with_its_help() {
     }
     serve.stop();
 }
+
+#[tokio::test]
+async fn backup_copies_the_sqlite_database_while_serve_runs() {
+    use sqlx::{Connection, Row};
+    let dir = tempfile::tempdir().unwrap();
+    let (serve, base) = configured_serve(dir.path(), &[]);
+    let out = idverdict(dir.path())
+        .args([
+            "trigger",
+            "--flow",
+            "verified",
+            "--user",
+            "kept_user",
+            "--url",
+        ])
+        .arg(format!("{base}/webhook"))
+        .args(["--secret", SECRET])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    let copy_dir = dir.path().join("restored");
+    std::fs::create_dir(&copy_dir).unwrap();
+    let copy = copy_dir.join("idverdict.db");
+    let out = idverdict(dir.path())
+        .args(["backup", "--to"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+    // Never over an existing file.
+    let out = idverdict(dir.path())
+        .args(["backup", "--to"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("already exists"));
+    serve.stop();
+
+    // The copy is a complete database: the three events, and the commands work on it.
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&format!("sqlite://{}?mode=ro", copy.display()))
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+    assert_eq!(n, 3);
+    let out = idverdict(dir.path())
+        .args(["reactions", "list", "--data-dir"])
+        .arg(&copy_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+}

@@ -28,6 +28,10 @@ pub async fn run(args: BackupArgs) -> anyhow::Result<()> {
     let result = store.backup_into(&args.to).await;
     store.close().await;
     result.with_context(|| format!("backing up to {}", args.to.display()))?;
-    println!("backed up {} to {}", idverdict::store::redact_url(&config.database_url), args.to.display());
+    println!(
+        "backed up {} to {}",
+        idverdict::store::redact_url(&config.database_url),
+        args.to.display()
+    );
     Ok(())
 }
