@@ -241,8 +241,9 @@ fn private_options() -> OpenOptions {
     options
 }
 
-/// Replace `path` atomically with an owner-only file holding `body`.
-fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
+/// Replace `path` atomically with an owner-only file holding `body` (a credential, or what
+/// leads to one).
+pub fn write_private(path: &Path, body: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = private_options()
         .write(true)

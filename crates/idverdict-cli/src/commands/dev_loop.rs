@@ -194,16 +194,6 @@ fn read_stored(file: &Path) -> Option<(String, String)> {
 
 /// Written owner-only: it holds a signing secret.
 fn store(file: &Path, id: &str, secret: &str) -> std::io::Result<()> {
-    use std::io::Write;
     let body = serde_json::json!({ "id": id, "secret": secret }).to_string();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(file)?;
-    f.write_all(body.as_bytes())?;
-    f.sync_all()
+    idverdict::data_dir::write_private(file, body.as_bytes())
 }

@@ -372,17 +372,7 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> std::io::Result
 
 /// Write a file readable by the owner only: it holds a credential.
 fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(value.as_bytes())?;
-    file.sync_all()
+    crate::data_dir::write_private(path, value.as_bytes())
 }
 
 /// A random alphanumeric string from the OS-seeded CSPRNG.
