@@ -98,6 +98,10 @@ pub struct Decision {
     pub note: Option<String>,
     /// Unix seconds.
     pub occurred_at: i64,
+    /// The end user's locale, on email reactions only (from `email.locale_metadata_key`):
+    /// which templates render the mail. Absent from callbacks and bus messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 impl Decision {
@@ -142,6 +146,7 @@ impl Decision {
             reviewer: None,
             note: None,
             occurred_at: now_ms / 1000,
+            locale: None,
         })
     }
 
@@ -165,6 +170,7 @@ impl Decision {
             reviewer: None,
             note: None,
             occurred_at: now_ms / 1000,
+            locale: None,
         }
     }
 }
@@ -203,6 +209,7 @@ mod tests {
             reviewer: None,
             note: None,
             occurred_at: 1_764_100_000,
+            locale: None,
         };
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(
@@ -234,6 +241,7 @@ mod tests {
             session_created: 10,
             outcome: SessionOutcome::NeedsReview,
             next_step: Some(NextStep::ManualReview),
+            failure_codes: vec![ErrorCode::SelfieManipulated],
         };
         let sessions = [&failed];
         let policy = Policy::default();
@@ -245,7 +253,7 @@ mod tests {
             attempts_at_review: 1,
         };
         let decide = |review: Option<&Review>, kind| {
-            let view = user_view(&sessions, review, &policy);
+            let view = user_view(&sessions, review, &Default::default(), &policy);
             Decision::about_user("u", &view, &sessions, kind, 0).unwrap()
         };
         let queued = decide(None, DecisionType::NeedsReview);
