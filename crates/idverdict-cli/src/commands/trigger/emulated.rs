@@ -209,8 +209,14 @@ async fn first_attempts(api: &StripeHttp, event: &str) -> anyhow::Result<Vec<Del
         log = api
             .get("/_emulator/deliveries", &[("event".into(), event.into())])
             .await?;
+        // The log lists attempts and deliveries from two reads: wait until every delivery's
+        // first attempt is in the list itself, not only counted on the delivery.
         let deliveries = log["deliveries"].as_array().cloned().unwrap_or_default();
-        if deliveries.iter().all(|d| d["attempts"].as_i64() > Some(0)) {
+        let attempts = log["attempts"].as_array().cloned().unwrap_or_default();
+        if deliveries
+            .iter()
+            .all(|d| attempts.iter().any(|a| a["delivery_id"] == d["id"]))
+        {
             break;
         }
         tokio::time::sleep(POLL).await;
