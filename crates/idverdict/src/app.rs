@@ -40,6 +40,8 @@ pub struct AppState {
     /// The key expected values are digested with (`IDVERDICT_EXPECTATIONS_KEY`).
     pub expectations_key: Option<Arc<DigestKey>>,
     pub metrics: Metrics,
+    /// Deliveries no configured secret matched, for `/readyz` and the operator.
+    pub signatures: Arc<crate::ingest::SignatureWatch>,
     pub body_limit: usize,
 }
 
@@ -77,8 +79,22 @@ pub struct App {
 }
 
 impl App {
-    /// Connect to storage, apply migrations and bind the listen address (port 0 = any free port).
+    /// Bind the listen address (port 0 = any free port), connect to storage and apply
+    /// migrations.
     pub async fn build(config: &Config) -> Result<App, StartError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        App::build_on(config, listener).await
+    }
+
+    /// [`App::build`] on a listener the caller bound (`serve` binds first, so that a port in
+    /// use is reported before anything is created or started).
+    pub async fn build_on(config: &Config, listener: TcpListener) -> Result<App, StartError> {
         let storage_error = |source| StartError::Storage {
             url: crate::store::redact_url(&config.database_url),
             source,
@@ -132,17 +148,11 @@ impl App {
             reactions: reactions.clone(),
             stripe: stripe.clone(),
             expectations_key: expectations_key.clone(),
-            metrics: Metrics::install(),
+            metrics: Metrics::install(&config.webhook_path),
+            signatures: Arc::default(),
             body_limit: config.body_limit_bytes,
         };
         let router = router(state, config);
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
         Ok(App {
             listener,
             router,
@@ -171,6 +181,10 @@ impl App {
         let reconcile = self.reconciler.map(|(job, every, since)| {
             tokio::spawn(job.run_periodically(every, since, processor_stopped.clone()))
         });
+        let gauges = tokio::spawn(crate::metrics::refresh_periodically(
+            self.store.clone(),
+            processor_stopped.clone(),
+        ));
         let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
@@ -181,6 +195,7 @@ impl App {
         let _ = stop_processor.send(true);
         let _ = processor.await;
         let _ = dispatcher.await;
+        let _ = gauges.await;
         if let Some(reconcile) = reconcile {
             let _ = reconcile.await;
         }
@@ -210,7 +225,21 @@ fn router(state: AppState, config: &Config) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::internal().into_response()
         }))
+        .layer(axum::middleware::from_fn(track_duration))
         .with_state(state)
+}
+
+/// Every answer's duration, by route template (bounded label values: an unknown path counts
+/// as `unmatched`) and status; outermost, so timeouts and panics are counted too.
+async fn track_duration(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::http_request(route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Abandon a request that takes longer than `limit`.

@@ -13,6 +13,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod data_dir;
 pub mod decide;
 pub mod ingest;
 pub mod metrics;

@@ -11,13 +11,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
-use stripe_webhook::WebhookError;
+use stripe_webhook::{SignatureError, WebhookError};
 
 use super::CommitError;
 use crate::api::ApiError;
 use crate::app::AppState;
-use crate::clock;
 use crate::store::{NewEvent, Receipt};
+use crate::{clock, metrics};
 
 pub async fn receive(
     State(state): State<AppState>,
@@ -26,6 +26,7 @@ pub async fn receive(
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            metrics::webhook_rejected("payload_too_large");
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -35,6 +36,7 @@ pub async fn receive(
                 ),
             )
         } else {
+            metrics::webhook_rejected("unreadable_body");
             ApiError::new(
                 rejection.status(),
                 "unreadable_body",
@@ -47,10 +49,11 @@ pub async fn receive(
         Some(Ok(text)) => Some(text),
         // Non-ASCII bytes cannot be a valid signature header.
         Some(Err(_)) => {
+            metrics::webhook_rejected("malformed_signature_header");
             return Err(ApiError::bad_request(
                 "malformed_signature_header",
                 "the Stripe-Signature header is not valid ASCII",
-            ))
+            ));
         }
     };
 
@@ -58,7 +61,13 @@ pub async fn receive(
         .verifier
         .construct_event(&body, header, clock::now_secs())
         .map_err(|e| {
-            state.metrics.webhook_rejected(e.code());
+            metrics::webhook_rejected(e.code());
+            if matches!(
+                e,
+                WebhookError::Signature(SignatureError::NoMatchingSignature)
+            ) {
+                state.signatures.mismatch();
+            }
             tracing::info!(reason = e.code(), "rejected a webhook delivery");
             ApiError::bad_request(e.code(), rejection_message(&e))
         })?;
@@ -67,7 +76,8 @@ pub async fn receive(
     match state.committer.submit(new).await {
         Ok(receipt) => {
             let duplicate = receipt == Receipt::Duplicate;
-            state.metrics.webhook_accepted(duplicate);
+            metrics::webhook_accepted(duplicate);
+            state.signatures.accepted();
             tracing::debug!(event = %event.id, duplicate, "webhook event stored");
             Ok(Json(json!({"received": true, "duplicate": duplicate})))
         }
@@ -76,7 +86,7 @@ pub async fn receive(
             "the receiver is shutting down; retry later",
         )),
         Err(CommitError::Storage(_)) => {
-            state.metrics.webhook_storage_failed();
+            metrics::webhook_storage_failed();
             Err(ApiError::unavailable(
                 "storage_unavailable",
                 "the event could not be stored; retry later",
