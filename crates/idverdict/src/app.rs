@@ -62,6 +62,8 @@ pub enum StartError {
     Stripe(#[from] crate::stripe_api::StripeApiError),
     #[error("cannot start the reactions dispatcher: {0}")]
     Reactions(#[from] crate::react::ReactError),
+    #[error("cannot keep this instance's id: {0}")]
+    InstanceId(crate::config::ConfigError),
     #[error("invalid expectations key: {0}")]
     ExpectationsKey(#[from] crate::decide::expectations::InvalidKey),
 }
@@ -74,6 +76,8 @@ pub struct App {
     committer_task: tokio::task::JoinHandle<()>,
     processor: Processor,
     dispatcher: crate::react::Dispatcher,
+    /// PostgreSQL: the database to listen on and what to wake (`store::notify`).
+    listen: Option<(String, crate::store::notify::Wakers)>,
     /// Periodic reconciliation with Stripe's events list: (job, interval, look-back).
     reconciler: Option<(crate::reconcile::Reconciler, Duration, Duration)>,
 }
@@ -129,8 +133,20 @@ impl App {
                     s.reconcile_since,
                 )
             });
-        let dispatcher =
-            crate::react::Dispatcher::new(store.clone(), config.reactions.clone()).await?;
+        let dispatcher = crate::react::Dispatcher::new(store.clone(), config.reactions.clone())
+            .await?
+            .with_instance(config.instance_id().map_err(StartError::InstanceId)?)
+            .with_poll_interval(config.poll_interval);
+        // PostgreSQL: other instances (and CLI commands) tell this one about new work.
+        let listen = (store.backend() == crate::store::Backend::Postgres).then(|| {
+            (
+                config.database_url.clone(),
+                crate::store::notify::Wakers {
+                    events: wake.clone(),
+                    reactions: dispatcher.waker(),
+                },
+            )
+        });
         let expectations_key = config
             .expectations_key
             .as_ref()
@@ -159,9 +175,11 @@ impl App {
             store: store.clone(),
             committer_task,
             processor: Processor::new(store, policy, reactions, wake, load, dispatcher.waker())
+                .with_poll_interval(config.poll_interval)
                 .with_stripe(stripe.clone())
                 .with_expectations_key(expectations_key),
             dispatcher,
+            listen,
             reconciler,
         })
     }
@@ -185,6 +203,13 @@ impl App {
             self.store.clone(),
             processor_stopped.clone(),
         ));
+        let listener = self.listen.map(|(url, wakers)| {
+            tokio::spawn(crate::store::notify::forward(
+                url,
+                wakers,
+                processor_stopped.clone(),
+            ))
+        });
         let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
         let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
@@ -196,6 +221,9 @@ impl App {
         let _ = processor.await;
         let _ = dispatcher.await;
         let _ = gauges.await;
+        if let Some(listener) = listener {
+            let _ = listener.await;
+        }
         if let Some(reconcile) = reconcile {
             let _ = reconcile.await;
         }

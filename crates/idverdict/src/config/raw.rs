@@ -35,6 +35,10 @@ pub(crate) struct RawConfig {
     pub log_format: LogFormat,
     #[serde(deserialize_with = "parse::de_seconds")]
     pub request_timeout_secs: u64,
+    /// `None`: generated once and kept in the data directory.
+    pub instance_id: Option<String>,
+    #[serde(deserialize_with = "parse::de_duration")]
+    pub poll_interval: std::time::Duration,
 
     pub callbacks: CallbackConfig,
     /// Present (from the file or any email variable) = email is on.
@@ -68,6 +72,8 @@ impl Default for RawConfig {
             data_dir: PathBuf::from(".idverdict"),
             log_format: LogFormat::Human,
             request_timeout_secs: 10,
+            instance_id: None,
+            poll_interval: std::time::Duration::from_millis(500),
             callbacks: CallbackConfig::default(),
             email: None,
             nats: None,

@@ -8,11 +8,13 @@
 mod apply;
 mod events;
 mod expectations;
+pub mod notify;
 mod open;
 mod reactions;
 mod sessions;
 mod stats;
 mod sync_state;
+mod targets;
 mod users;
 
 pub use apply::Tx;
@@ -20,11 +22,12 @@ pub use events::{ClaimedEvent, NewEvent, Receipt};
 pub use expectations::{CheckRow, DueCheck};
 pub use open::OpenError;
 pub use reactions::{
-    AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,
-    Redeliver,
+    AttemptResult, ClaimedReaction, Interrupted, Leases, NextState, ReactionAttemptRow,
+    ReactionFilter, ReactionRow, Redeliver,
 };
 pub use sessions::{AttemptRow, HistoryRow};
 pub use stats::StoreStats;
+pub use targets::{CallbackTarget, Enabled, Requeued, TargetState};
 pub(crate) use users::NewReview;
 pub use users::ReviewRow;
 
