@@ -23,7 +23,7 @@ pub use expectations::{CheckRow, DueCheck};
 pub use open::OpenError;
 pub use reactions::{
     AttemptResult, ClaimedReaction, Interrupted, Leases, NextState, ReactionAttemptRow,
-    ReactionFilter, ReactionRow, Redeliver,
+    ReactionFilter, ReactionRow, Redeliver, INTERRUPTED,
 };
 pub use sessions::{AttemptRow, HistoryRow};
 pub use stats::StoreStats;
