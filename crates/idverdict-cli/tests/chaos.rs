@@ -502,8 +502,11 @@ async fn kill_repeatedly_while_the_emulator_delivers(backend: Backend) {
         .collect();
     assert_eq!(expected.len(), reactions.len(), "one callback per decision");
     assert!(reactions.len() >= USERS, "every user had a decision");
-    let seen = callbacks.lock().unwrap();
-    for (key, ids) in &seen.ids_by_key {
+    let (ids_by_key, requests) = {
+        let seen = callbacks.lock().unwrap();
+        (seen.ids_by_key.clone(), seen.requests)
+    };
+    for (key, ids) in &ids_by_key {
         assert_eq!(ids.len(), 1, "decision {key} delivered under {ids:?}");
         let id = ids.iter().next().unwrap();
         assert_eq!(
@@ -513,7 +516,7 @@ async fn kill_repeatedly_while_the_emulator_delivers(backend: Backend) {
         );
     }
     assert_eq!(
-        seen.ids_by_key.len(),
+        ids_by_key.len(),
         expected.len(),
         "decisions that never reached the app"
     );
@@ -521,9 +524,8 @@ async fn kill_repeatedly_while_the_emulator_delivers(backend: Backend) {
         "chaos ({backend:?}): {KILLS} kills, {} events ({failed_attempts} failed deliveries), {} decisions, {} callback requests",
         emitted.len(),
         expected.len(),
-        seen.requests
+        requests
     );
-    drop(seen);
     store.close().await;
     drop(serve);
     if let Some(handle) = emu.handle {
