@@ -13,6 +13,7 @@
 //! Everything is validated once, at start-up, and every error names the TOML key and the
 //! environment variable. Secrets are [`SecretString`]s: `Debug` cannot show them.
 
+pub mod console;
 pub mod docs;
 pub mod parse;
 mod raw;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 /// The secret type of every credential setting, and the trait that reads one on purpose.
 pub use secrecy::{ExposeSecret, SecretString};
 
+pub use console::ConsoleConfig;
 pub use parse::{parse_bool, parse_duration, parse_seconds};
 pub use reactions::{
     decode_secret, CallbackConfig, DeliveryConfig, EmailConfig, NatsConfig, ReactConfig, TlsMode,
@@ -60,6 +62,8 @@ pub struct Config {
     pub reactions: ReactConfig,
     /// The Stripe API (`[stripe]`): session creation, reconciliation. `None` without a key.
     pub stripe: Option<StripeSettings>,
+    /// The operator console (`[console]`).
+    pub console: ConsoleConfig,
     /// Where `serve`'s embedded emulator listens in dev mode (`None`: the usual port if free).
     pub emulator_listen: Option<String>,
     /// `serve` does not start the embedded emulator even in dev mode.
@@ -87,6 +91,7 @@ impl std::fmt::Debug for Config {
             .field("policy", &self.policy)
             .field("reactions", &self.reactions)
             .field("stripe", &self.stripe)
+            .field("console", &self.console)
             .field("emulator_listen", &self.emulator_listen)
             .field("no_emulator", &self.no_emulator)
             .field("dev_mode", &self.dev_mode)
@@ -290,6 +295,7 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
     };
     reactions.validate()?;
     let stripe = raw.stripe.resolve()?;
+    let console = raw.console.resolve()?;
 
     // With neither a secret nor a token configured this is a first run on a laptop: the
     // embedded defaults generate both. With either configured, nothing is generated and a
@@ -317,6 +323,7 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         policy,
         reactions,
         stripe,
+        console,
         emulator_listen: raw.emulator_listen,
         no_emulator: raw.no_emulator,
         dev_mode,

@@ -10,9 +10,11 @@
 //! - [`review`]: an operator's review of a user.
 //! - [`decision`]: what a decision about a user says (the callback body).
 //! - [`creation`]: whether the app may get a session for a user, and which.
+//! - [`access`]: the console's roles and the login throttle.
 //! - [`next_step`] and [`policy`]: what each `last_error.code` leads to, and the operator's
 //!   overrides, attempt limit and exhaustion.
 
+pub mod access;
 pub mod attempts;
 pub mod batch;
 pub mod creation;

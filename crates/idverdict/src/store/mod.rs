@@ -6,6 +6,7 @@
 //! ours) so that both backends compare them the same way.
 
 mod apply;
+mod console;
 mod events;
 mod reactions;
 mod sessions;
@@ -13,6 +14,9 @@ mod sync_state;
 mod users;
 
 pub use apply::Tx;
+pub use console::{
+    AuditRow, ClaimOutcome, ClaimRow, ConsoleSession, NewAudit, NoteRow, Operator, UserFilter,
+};
 pub use events::{ClaimedEvent, NewEvent, Receipt};
 pub use reactions::{
     AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,
