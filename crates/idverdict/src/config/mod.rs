@@ -70,7 +70,20 @@ pub struct Config {
     pub no_emulator: bool,
     /// True when the secret and token were generated for local development.
     pub dev_mode: bool,
+    /// In dev mode, the console's development admin (created once, password in the data
+    /// directory).
+    pub dev_operator: Option<DevOperator>,
 }
+
+/// The development console login.
+#[derive(Debug, Clone)]
+pub struct DevOperator {
+    pub email: String,
+    pub password: SecretString,
+}
+
+/// The development admin's login.
+pub const DEV_OPERATOR_EMAIL: &str = "admin@localhost";
 
 impl std::fmt::Debug for Config {
     // Hand-written for the database URL, which may carry a password; secrets are
@@ -95,6 +108,7 @@ impl std::fmt::Debug for Config {
             .field("emulator_listen", &self.emulator_listen)
             .field("no_emulator", &self.no_emulator)
             .field("dev_mode", &self.dev_mode)
+            .field("dev_operator", &self.dev_operator)
             .finish()
     }
 }
@@ -206,11 +220,19 @@ impl Config {
             format!("idv_dev_{}", random_token(32))
         })
         .map_err(failed)?;
+        let console_password =
+            read_or_create(&dir.join("dev-console-password"), || random_token(20))
+                .map_err(failed)?;
         self.webhook_secrets = vec![SecretString::from(secret.clone())];
         self.api_token = Some(SecretString::from(token.clone()));
+        self.dev_operator = Some(DevOperator {
+            email: DEV_OPERATOR_EMAIL.to_string(),
+            password: SecretString::from(console_password.clone()),
+        });
         Ok(DevCredentials {
             webhook_secret: Some(secret),
             api_token: Some(token),
+            console_login: Some((DEV_OPERATOR_EMAIL.to_string(), console_password)),
         })
     }
 }
@@ -327,6 +349,7 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         emulator_listen: raw.emulator_listen,
         no_emulator: raw.no_emulator,
         dev_mode,
+        dev_operator: None,
     })
 }
 
@@ -335,6 +358,8 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
 pub struct DevCredentials {
     pub webhook_secret: Option<String>,
     pub api_token: Option<String>,
+    /// The console's development admin: email and password.
+    pub console_login: Option<(String, String)>,
 }
 
 /// The development webhook secret a local `serve` would use, for `idverdict trigger`.

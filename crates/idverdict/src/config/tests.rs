@@ -238,12 +238,16 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         ("IDVERDICT_CONSOLE_CLAIM_SECS", s("5m"), |c| {
             c.console.claim == Duration::from_secs(300)
         }),
-        ("IDVERDICT_CONSOLE_REVIEW_REASONS", s("looks fine, looks fake"), |c| {
-            c.console.review_reasons == ["looks fine", "looks fake"]
-        }),
-        ("IDVERDICT_CONSOLE_TRUSTED_PROXIES", s("10.0.0.1, ::1"), |c| {
-            c.console.trusted_proxies.len() == 2
-        }),
+        (
+            "IDVERDICT_CONSOLE_REVIEW_REASONS",
+            s("looks fine, looks fake"),
+            |c| c.console.review_reasons == ["looks fine", "looks fake"],
+        ),
+        (
+            "IDVERDICT_CONSOLE_TRUSTED_PROXIES",
+            s("10.0.0.1, ::1"),
+            |c| c.console.trusted_proxies.len() == 2,
+        ),
         ("IDVERDICT_CONSOLE_IMAGES", s("no"), |c| !c.console.images),
     ]
 }

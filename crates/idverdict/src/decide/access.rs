@@ -79,9 +79,13 @@ pub struct ThrottleRule {
 pub enum Gate {
     Open,
     /// Too soon after the last failure: try again at this time.
-    Wait { until_ms: i64 },
+    Wait {
+        until_ms: i64,
+    },
     /// Locked after too many failures, until this time.
-    Locked { until_ms: i64 },
+    Locked {
+        until_ms: i64,
+    },
 }
 
 /// The longest wait between tries while slowed down.
@@ -170,20 +174,28 @@ mod tests {
     fn failures_slow_down_then_lock_then_are_forgotten() {
         let mut s = LoginThrottle::default();
         let mut now = 1_000_000;
-        // Two failures: no wait yet.
-        for _ in 0..2 {
-            assert_eq!(RULE.gate(s, now), Gate::Open);
+        // The first failure: no wait yet.
+        assert_eq!(RULE.gate(s, now), Gate::Open);
+        s = RULE.failed(s, now);
+        assert_eq!(RULE.gate(s, now), Gate::Open);
+        // The second reaches `slow_after`: the next try waits 2 s, then 4 s, then 8 s.
+        for wait in [2_000, 4_000, 8_000] {
             s = RULE.failed(s, now);
+            assert_eq!(
+                RULE.gate(s, now),
+                Gate::Wait {
+                    until_ms: now + wait
+                }
+            );
+            assert_eq!(
+                RULE.gate(s, now + wait - 1),
+                Gate::Wait {
+                    until_ms: now + wait
+                }
+            );
+            now += wait;
+            assert_eq!(RULE.gate(s, now), Gate::Open);
         }
-        assert_eq!(RULE.gate(s, now), Gate::Open);
-        // The third failure makes the next try wait 2 s, the fourth 4 s.
-        s = RULE.failed(s, now);
-        assert_eq!(RULE.gate(s, now), Gate::Wait { until_ms: now + 2_000 });
-        now += 2_000;
-        assert_eq!(RULE.gate(s, now), Gate::Open);
-        s = RULE.failed(s, now);
-        assert_eq!(RULE.gate(s, now), Gate::Wait { until_ms: now + 4_000 });
-        now += 4_000;
         // The fifth failure locks for the lock time.
         s = RULE.failed(s, now);
         assert_eq!(
@@ -225,6 +237,11 @@ mod tests {
         for i in 0..40 {
             s = rule.failed(s, i);
         }
-        assert_eq!(rule.gate(s, 39), Gate::Wait { until_ms: 39 + MAX_WAIT_MS });
+        assert_eq!(
+            rule.gate(s, 39),
+            Gate::Wait {
+                until_ms: 39 + MAX_WAIT_MS
+            }
+        );
     }
 }

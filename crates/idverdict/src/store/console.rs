@@ -26,6 +26,8 @@ pub struct Operator {
 /// A live console session with its operator.
 #[derive(Debug, Clone)]
 pub struct ConsoleSession {
+    /// SHA-256 of the cookie's token (the key of the row).
+    pub token_hash: String,
     pub operator: Operator,
     pub csrf_token: String,
     pub created_at_ms: i64,
@@ -97,7 +99,8 @@ pub struct UserFilter<'a> {
     pub limit: i64,
 }
 
-const OPERATOR_COLUMNS: &str = "o.id, o.email, o.role, o.password_hash, o.disabled_at, o.created_at";
+const OPERATOR_COLUMNS: &str =
+    "o.id, o.email, o.role, o.password_hash, o.disabled_at, o.created_at";
 
 fn operator_from_row(r: &AnyRow) -> Result<Operator, StoreError> {
     let role: String = r.try_get("role")?;
@@ -273,6 +276,7 @@ impl Store {
             return Ok(None);
         };
         Ok(Some(ConsoleSession {
+            token_hash: token_hash.to_string(),
             operator: operator_from_row(&r)?,
             csrf_token: r.try_get("csrf_token")?,
             created_at_ms: r.try_get("s_created")?,
@@ -353,11 +357,7 @@ impl Store {
         })
     }
 
-    pub async fn put_login_throttle(
-        &self,
-        key: &str,
-        t: &LoginThrottle,
-    ) -> Result<(), StoreError> {
+    pub async fn put_login_throttle(&self, key: &str, t: &LoginThrottle) -> Result<(), StoreError> {
         let p = params(self.backend, 5);
         let sql = format!(
             "INSERT INTO login_throttle (key, failures, first_failure_at, next_allowed_at, locked_until) \
@@ -435,8 +435,16 @@ impl Store {
             .await?;
         for r in rows {
             let user_ref: String = r.try_get("user_ref")?;
-            if upsert_claim(b, &mut tx, &user_ref, operator_id, operator_email, now_ms, lease_ms)
-                .await?
+            if upsert_claim(
+                b,
+                &mut tx,
+                &user_ref,
+                operator_id,
+                operator_email,
+                now_ms,
+                lease_ms,
+            )
+            .await?
             {
                 tx.commit().await?;
                 return Ok(Some(user_ref));
@@ -463,7 +471,16 @@ impl Store {
         if user.view.state != UserState::NeedsReview {
             return Ok(ClaimOutcome::NotInReview);
         }
-        if upsert_claim(b, &mut tx, user_ref, operator_id, operator_email, now_ms, lease_ms).await?
+        if upsert_claim(
+            b,
+            &mut tx,
+            user_ref,
+            operator_id,
+            operator_email,
+            now_ms,
+            lease_ms,
+        )
+        .await?
         {
             tx.commit().await?;
             return Ok(ClaimOutcome::Claimed {
@@ -531,14 +548,8 @@ impl Store {
              WHERE expires_at > {}",
             self.backend.param(1)
         );
-        let rows = sqlx::query(&sql)
-            .bind(now_ms)
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(claim_from_row)
-            .collect::<Result<_, _>>()?)
+        let rows = sqlx::query(&sql).bind(now_ms).fetch_all(&self.read).await?;
+        Ok(rows.iter().map(claim_from_row).collect::<Result<_, _>>()?)
     }
 
     // ------------------------------------------------------------------ notes
