@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod dev_loop;
 pub mod emulate;
 pub mod endpoints;
 pub mod migrate;
+pub mod operators;
 pub mod reactions;
 pub mod reconcile;
 pub mod redact;
