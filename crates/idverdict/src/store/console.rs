@@ -423,17 +423,24 @@ impl Store {
             Backend::Postgres => " FOR UPDATE OF u SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        // One candidate at a time: `FOR UPDATE` locks every row a query returns, so a longer
+        // list would hold back cases another reviewer could take.
         let candidate = format!(
             "SELECT u.user_ref FROM users u LEFT JOIN review_claims c ON c.user_ref = u.user_ref AND c.expires_at > {} \
-             WHERE u.state = {} AND c.user_ref IS NULL ORDER BY u.state_since, u.user_ref LIMIT 8{lock}",
+             WHERE u.state = {} AND c.user_ref IS NULL ORDER BY u.state_since, u.user_ref LIMIT 1{lock}",
             p[0], p[1]
         );
-        let rows = sqlx::query(&candidate)
-            .bind(now_ms)
-            .bind(UserState::NeedsReview.as_str())
-            .fetch_all(&mut *tx)
-            .await?;
-        for r in rows {
+        // A candidate whose claim another reviewer committed just now is refused by the
+        // conditional upsert; the next query sees that claim and moves on.
+        for _ in 0..8 {
+            let Some(r) = sqlx::query(&candidate)
+                .bind(now_ms)
+                .bind(UserState::NeedsReview.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                break;
+            };
             let user_ref: String = r.try_get("user_ref")?;
             if upsert_claim(
                 b,
