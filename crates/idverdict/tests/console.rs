@@ -147,6 +147,20 @@ async fn roles_csrf_and_a_decision(backend: Backend) {
     assert_eq!(page.status, 403);
     let page = rita.post_with(decide, &pairs(&good), None).await;
     assert_eq!(page.status, 403);
+    // What a browser sends under `Referrer-Policy: no-referrer`: `Origin: null`, and its own
+    // `Sec-Fetch-Site`, which decides.
+    let page = rita
+        .post_headers(
+            decide,
+            &pairs(&good),
+            &[("origin", "null"), ("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    let page = rita
+        .post_headers(decide, &pairs(&good), &[("origin", "null")])
+        .await;
+    assert_eq!(page.status, 403);
     // A token of another session does not do either.
     let mut vic = Console::logged_in(&base, "vic@example.com").await;
     let vic_token = vic.token().await;

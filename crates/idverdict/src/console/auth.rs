@@ -5,7 +5,8 @@
 //!   the request came over HTTPS through a trusted proxy); the database keeps only its SHA-256,
 //!   with an idle and an absolute expiry.
 //! - Every state-changing request goes through [`Posted`]: logged out → redirect to the login
-//!   page; a foreign or missing `Origin`/`Referer`, or a missing or wrong synchronizer token →
+//!   page; a foreign or missing origin (`Origin`, else `Sec-Fetch-Site`, else `Referer`), or a
+//!   missing or wrong synchronizer token →
 //!   403, and the handler never runs. The login form has its own token (a cookie it must match),
 //!   since there is no session yet.
 //! - Failed logins are throttled per account and per client address (`decide::access`); the
@@ -255,8 +256,11 @@ fn own_origin(headers: &HeaderMap, client: &Client) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
-/// The request comes from a console page: `Origin` (or, without it, `Referer`) is this
-/// service. Browsers send `Origin` on every form POST; a request with neither is refused.
+/// The request comes from a console page. `Origin`, when the browser names one, must be this
+/// service; with `Referrer-Policy: no-referrer` browsers send `Origin: null` on form posts, so
+/// then the browser's own `Sec-Fetch-Site` (which no page script can set) must say
+/// `same-origin`; a client that sends neither must send a `Referer` of this service. Anything
+/// else is refused.
 fn same_origin(headers: &HeaderMap, client: &Client) -> Result<(), ConsoleError> {
     let refused = || {
         ConsoleError::forbidden(
@@ -264,8 +268,15 @@ fn same_origin(headers: &HeaderMap, client: &Client) -> Result<(), ConsoleError>
         )
     };
     let own = own_origin(headers, client).ok_or_else(refused)?;
-    if let Some(origin) = header_str(headers, "origin") {
+    if let Some(origin) = header_str(headers, "origin").filter(|o| *o != "null") {
         return if origin.eq_ignore_ascii_case(&own) {
+            Ok(())
+        } else {
+            Err(refused())
+        };
+    }
+    if let Some(site) = header_str(headers, "sec-fetch-site") {
+        return if site == "same-origin" {
             Ok(())
         } else {
             Err(refused())

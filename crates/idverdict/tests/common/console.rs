@@ -129,6 +129,20 @@ impl Console {
         self.finish(req).await
     }
 
+    /// POST a form with exactly these extra headers (no `Origin` unless given).
+    pub async fn post_headers(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self.http.post(format!("{}{path}", self.base)).form(fields);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.finish(req).await
+    }
+
     /// Log in; the login answer (303 to the console when it worked).
     pub async fn login(&mut self, email: &str, password: &str) -> Page {
         let form = self.get("/console/login").await;
