@@ -171,10 +171,33 @@ async fn users_end_in_the_policy_state_and_get_each_callback_once(backend: Backe
         assert_eq!(app.deliver_signed(body).await.0, 200);
     }
     drain(&db.store().await).await;
-    for (user, state) in &expected {
+    for (i, (user, state)) in expected.iter().enumerate() {
         let (status, u) = app.get(&format!("/v1/users/{user}")).await;
         assert_eq!(status, 200);
         assert_eq!(u["state"], *state, "{user}: {u}");
+        // The why: the rule that decided, its facts, the deciding session.
+        let rule = match i % 6 {
+            0 => "verified",
+            5 => "attempts_exhausted",
+            _ => "error_code",
+        };
+        assert_eq!(u["why"]["rule"], rule, "{user}: {u}");
+        assert_eq!(u["why"]["session"], format!("vs_1eng{i:03}"), "{user}: {u}");
+        if rule == "attempts_exhausted" {
+            assert_eq!(
+                (
+                    &u["why"]["attempts_used"],
+                    &u["why"]["max_attempts"],
+                    &u["why"]["on_exhausted"]
+                ),
+                (
+                    &serde_json::json!(3),
+                    &serde_json::json!(3),
+                    &serde_json::json!("needs_review")
+                ),
+                "{u}"
+            );
+        }
     }
     // One callback per user (each ended in a decision state once), each accepted exactly once
     // by webhook-id, all validly signed, despite 30 % failures.
@@ -226,6 +249,20 @@ async fn users_end_in_the_policy_state_and_get_each_callback_once(backend: Backe
             .as_str()
             .is_some_and(|s| !s.is_empty()));
         assert_eq!(sample["next_step"], "retry");
+        assert_eq!(
+            (
+                sample["why"]["rule"].as_str(),
+                sample["why"]["error_code"].as_str(),
+                sample["why"]["step_from"].as_str()
+            ),
+            (
+                Some("error_code"),
+                Some("document_expired"),
+                Some("built_in")
+            ),
+            "{sample}"
+        );
+        assert_eq!(sample["why"]["session"], sample["session"]);
         assert!(sample["resume"]
             .as_str()
             .is_some_and(|s| s.contains("/verification_sessions")));
@@ -333,12 +370,38 @@ async fn reviews_approve_reject_and_allow_retry(backend: Backend) {
     let (_, a) = app.get("/v1/users/rev_a").await;
     assert_eq!(a["state"], "approved");
     assert_eq!(a["reviews"][0]["reviewer"], "alice");
+    assert_eq!(
+        (
+            a["why"]["rule"].as_str(),
+            a["why"]["action"].as_str(),
+            a["why"]["by"].as_str(),
+            a["why"]["session"].as_str()
+        ),
+        (
+            Some("review"),
+            Some("approve"),
+            Some("alice"),
+            Some("vs_1rev0")
+        ),
+        "{a}"
+    );
     let (_, b) = app.get("/v1/users/rev_b").await;
     assert_eq!(b["state"], "rejected");
     let (_, c) = app.get("/v1/users/rev_c").await;
     assert_eq!(
         (c["state"].as_str(), c["attempts_left"].as_u64()),
         (Some("retry_allowed"), Some(1)),
+        "{c}"
+    );
+    // allow_retry after all three attempts: exactly one more, and the why says so.
+    assert_eq!(
+        (
+            c["why"]["rule"].as_str(),
+            c["why"]["action"].as_str(),
+            c["why"]["by"].as_str(),
+            c["why"]["max_attempts"].as_u64()
+        ),
+        (Some("review"), Some("allow_retry"), Some("carol"), Some(4)),
         "{c}"
     );
     let (_, queue) = app.get("/v1/reviews").await;
@@ -371,6 +434,8 @@ async fn reviews_approve_reject_and_allow_retry(backend: Backend) {
                 Some("document checked by hand")
             )
         );
+        assert_eq!(approved["why"]["rule"], "review", "{approved}");
+        assert_eq!(approved["why"]["by"], "alice", "{approved}");
     }
     app.stop().await;
 }

@@ -37,6 +37,7 @@ fn decision(kind: &str, session: &str, user: &str) -> Decision {
         user: Some(user.to_string()),
         session: session.to_string(),
         state: UserState::parse(kind).expect("a user state"),
+        why: None,
         error_code: retry.then_some(ErrorCode::DocumentExpired),
         reason: retry.then(|| "Stripe says: document_expired for Jane Q. Public".to_string()),
         explanation: retry

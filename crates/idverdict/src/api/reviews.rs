@@ -33,6 +33,7 @@ pub async fn queue(
             "client_reference_id": user.user_ref,
             "state": user.view.state,
             "waiting_since_ms": user.state_since_ms,
+            "why": user.view.why,
             "attempts_used": user.view.attempts_used,
             "attempts_allowed": user.view.attempts_allowed,
             "current_session": user.view.current_session,
@@ -67,6 +68,7 @@ pub async fn submit(
     Ok(Json(json!({
         "client_reference_id": user.user_ref,
         "state": user.view.state,
+        "why": user.view.why,
         "attempts_used": user.view.attempts_used,
         "attempts_allowed": user.view.attempts_allowed,
         "review": {"action": action.as_str(), "reviewer": reviewer, "note": body.note},

@@ -51,6 +51,8 @@ pub async fn get_user(
         // The user's decision state; null until the processor has applied the first event.
         "state": user.as_ref().map(|u| u.view.state),
         "state_since_ms": user.as_ref().map(|u| u.state_since_ms),
+        // Why: the rule that decided the state, its facts and the deciding session.
+        "why": user.as_ref().and_then(|u| u.view.why.as_ref()),
         "next_step": user.as_ref().and_then(|u| u.view.next_step),
         "attempts_left": attempts_allowed.saturating_sub(attempts_used),
         "outcome": current.outcome,

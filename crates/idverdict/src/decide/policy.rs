@@ -16,13 +16,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stripe_webhook::ErrorCode;
 
 use super::next_step::{default_next_step, NextStep};
+use super::why::StepSource;
 
 /// What running out of attempts leads to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Exhausted {
     NeedsReview,
@@ -84,16 +85,32 @@ impl Policy {
         }
     }
 
+    /// Where the step for `code` comes from (for the why of a state).
+    pub fn step_source(&self, code: &ErrorCode) -> StepSource {
+        if self.overrides.contains_key(code) {
+            StepSource::Policy
+        } else if code.is_unknown() {
+            StepSource::UnknownCode
+        } else {
+            StepSource::BuiltIn
+        }
+    }
+
+    /// The state exhaustion leads to.
+    pub fn exhausted_step(&self) -> NextStep {
+        match self.on_exhausted {
+            Exhausted::NeedsReview => NextStep::ManualReview,
+            Exhausted::AlternativeRequired => NextStep::AlternativeMethod,
+        }
+    }
+
     /// The step once attempts are taken into account: a `retry` with no attempt left
     /// (`used >= allowed`) becomes what `on_exhausted` says.
     pub fn step_after_attempts(&self, step: NextStep, used: u32, allowed: u32) -> NextStep {
         if step != NextStep::Retry || used < allowed {
             return step;
         }
-        match self.on_exhausted {
-            Exhausted::NeedsReview => NextStep::ManualReview,
-            Exhausted::AlternativeRequired => NextStep::AlternativeMethod,
-        }
+        self.exhausted_step()
     }
 
     /// Validate the `[policy]` table (`None`: the defaults). Errors name the key at fault.

@@ -29,6 +29,8 @@ pub fn review(
     }
     let review = Review {
         action,
+        by: reviewer.to_string(),
+        at_ms: now_ms,
         session_id: stored.view.current_session.clone(),
         attempts_at_review: stored.view.attempts_used,
     };

@@ -17,8 +17,12 @@
 //! | … attempts used up                                              | policy `on_exhausted`: `needs_review` or `alternative_required` |
 //!
 //! Attempts used = failed attempts that count (policy) over all the user's sessions. Attempts
-//! allowed = `max_attempts`, raised by each `allow_retry` review to one more than were used
-//! when the reviewer decided.
+//! allowed = `max_attempts`, or after an `allow_retry` review `max(max_attempts, attempts used
+//! at the review + 1)` (see [`Review::attempts_allowed`]). The review releases the session
+//! that waited for it until that session fails again.
+//!
+//! Next to the state, the row that decided it is recorded with its facts and session
+//! ([`Why`]): the why the API, the decisions and the console show.
 
 use serde::{Deserialize, Serialize};
 use stripe_webhook::ErrorCode;
@@ -26,6 +30,7 @@ use stripe_webhook::ErrorCode;
 use super::decision::{Decision, DecisionType};
 use super::policy::Policy;
 use super::session::{SessionOutcome, SessionRecord};
+use super::why::{Rule, Why};
 use super::NextStep;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -85,7 +90,7 @@ impl UserState {
 }
 
 /// An operator's decision about a user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewAction {
     Approve,
@@ -117,10 +122,52 @@ impl ReviewAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Review {
     pub action: ReviewAction,
+    /// Who decided.
+    pub by: String,
+    /// When (ms).
+    pub at_ms: i64,
     /// The newest session when the review was made: an `allow_retry` releases that session.
     pub session_id: Option<String>,
     /// Attempts used when the review was made.
     pub attempts_at_review: u32,
+}
+
+impl Review {
+    /// The attempts a user is allowed: the policy's `max_attempts`, or after an `allow_retry`
+    /// review at least one more than were used when the reviewer decided —
+    /// `max(max_attempts, attempts_at_review + 1)`. So a user released with attempts left keeps
+    /// the limit (and the attempts they had left); a user released after using them all gets
+    /// exactly one more.
+    pub fn attempts_allowed(review: Option<&Review>, policy: &Policy) -> u32 {
+        match review.filter(|r| r.action == ReviewAction::AllowRetry) {
+            Some(r) => policy
+                .max_attempts
+                .max(r.attempts_at_review.saturating_add(1)),
+            None => policy.max_attempts,
+        }
+    }
+
+    /// Whether this review released `session` from its wait for review: an `allow_retry` made
+    /// while it was the newest session, as long as it has not failed again since (a new
+    /// failure of the same session is judged afresh).
+    fn releases(&self, session: &SessionRecord, attempts_used: u32) -> bool {
+        self.action == ReviewAction::AllowRetry
+            && self.session_id.as_deref() == Some(session.id.as_str())
+            && attempts_used <= self.attempts_at_review
+    }
+
+    fn why(&self, attempts_used: u32, max_attempts: u32) -> Why {
+        Why::new(
+            Rule::Review {
+                action: self.action,
+                by: self.by.clone(),
+                at_ms: self.at_ms,
+                attempts_used,
+                max_attempts,
+            },
+            self.session_id.as_deref(),
+        )
+    }
 }
 
 /// The computed view of one user.
@@ -133,6 +180,9 @@ pub struct UserView {
     /// The failure behind the state, when there is one.
     pub error_code: Option<ErrorCode>,
     pub next_step: Option<NextStep>,
+    /// Why the user is in this state. `None` only for a user stored before idverdict recorded
+    /// it and not recomputed since.
+    pub why: Option<Why>,
 }
 
 /// A user as idverdict keeps them.
@@ -166,6 +216,23 @@ fn newest<'a>(sessions: &[&'a SessionRecord]) -> Option<&'a SessionRecord> {
         .max_by(|a, b| (a.session_created, &a.id).cmp(&(b.session_created, &b.id)))
 }
 
+/// The state, the failure behind it and why: the table's rows, first that holds.
+struct Verdict {
+    state: UserState,
+    failure: Option<(ErrorCode, NextStep)>,
+    why: Why,
+}
+
+impl Verdict {
+    fn plain(state: UserState, rule: Rule, session: Option<&SessionRecord>) -> Verdict {
+        Verdict {
+            state,
+            failure: None,
+            why: Why::new(rule, session.map(|s| s.id.as_str())),
+        }
+    }
+}
+
 /// Compute the user's state. `sessions` may be in any order.
 pub fn user_view(
     sessions: &[&SessionRecord],
@@ -173,57 +240,121 @@ pub fn user_view(
     policy: &Policy,
 ) -> UserView {
     let attempts_used = attempts_used(sessions);
-    let mut attempts_allowed = policy.max_attempts;
-    if let Some(r) = review.filter(|r| r.action == ReviewAction::AllowRetry) {
-        attempts_allowed = attempts_allowed.max(r.attempts_at_review + 1);
-    }
+    let attempts_allowed = Review::attempts_allowed(review, policy);
     let newest = newest(sessions);
-    let view = |state, error_code: Option<ErrorCode>, next_step| UserView {
-        state,
+    let verdict = verdict(
+        sessions,
+        newest,
+        review,
+        attempts_used,
+        attempts_allowed,
+        policy,
+    );
+    let (error_code, next_step) = verdict.failure.unzip();
+    UserView {
+        state: verdict.state,
         attempts_used,
         attempts_allowed,
         current_session: newest.map(|s| s.id.clone()),
         error_code,
         next_step,
-    };
-
-    match review.map(|r| r.action) {
-        Some(ReviewAction::Approve) => return view(UserState::Approved, None, None),
-        Some(ReviewAction::Reject) => return view(UserState::Rejected, None, None),
-        _ => {}
+        why: Some(verdict.why),
     }
-    if sessions
+}
+
+fn verdict(
+    sessions: &[&SessionRecord],
+    newest: Option<&SessionRecord>,
+    review: Option<&Review>,
+    attempts_used: u32,
+    attempts_allowed: u32,
+    policy: &Policy,
+) -> Verdict {
+    if let Some(r) = review {
+        let state = match r.action {
+            ReviewAction::Approve => Some(UserState::Approved),
+            ReviewAction::Reject => Some(UserState::Rejected),
+            ReviewAction::AllowRetry => None,
+        };
+        if let Some(state) = state {
+            return Verdict {
+                state,
+                failure: None,
+                why: r.why(attempts_used, attempts_allowed),
+            };
+        }
+    }
+    let verified = sessions
         .iter()
-        .any(|s| s.outcome == SessionOutcome::Verified)
-    {
-        return view(UserState::Verified, None, None);
+        .copied()
+        .filter(|s| s.outcome == SessionOutcome::Verified)
+        .max_by(|a, b| (a.session_created, &a.id).cmp(&(b.session_created, &b.id)));
+    if let Some(session) = verified {
+        return Verdict::plain(UserState::Verified, Rule::Verified, Some(session));
     }
     let Some(current) = newest else {
-        return view(UserState::None, None, None);
+        return Verdict::plain(UserState::None, Rule::NoSessions, None);
+    };
+    let in_progress = || {
+        Verdict::plain(
+            UserState::Pending,
+            Rule::InProgress {
+                status: current.status.clone(),
+            },
+            Some(current),
+        )
     };
     match current.outcome {
-        SessionOutcome::AwaitingInput | SessionOutcome::Processing => {
-            view(UserState::Pending, None, None)
+        SessionOutcome::AwaitingInput | SessionOutcome::Processing => in_progress(),
+        SessionOutcome::Canceled => {
+            Verdict::plain(UserState::Canceled, Rule::Canceled, Some(current))
         }
-        SessionOutcome::Canceled => view(UserState::Canceled, None, None),
-        SessionOutcome::Verified => view(UserState::Verified, None, None),
+        SessionOutcome::Verified => {
+            Verdict::plain(UserState::Verified, Rule::Verified, Some(current))
+        }
         SessionOutcome::RetryAllowed
         | SessionOutcome::NeedsReview
         | SessionOutcome::AlternativeRequired
         | SessionOutcome::Rejected => {
             let Some(error) = current.last_error_code.clone() else {
-                return view(UserState::Pending, None, None);
+                return in_progress();
             };
-            let released = review.is_some_and(|r| {
-                r.action == ReviewAction::AllowRetry
-                    && r.session_id.as_deref() == Some(current.id.as_str())
-            });
-            let mut step = policy.rule(&error).next_step;
-            if step == NextStep::ManualReview && released {
-                step = NextStep::Retry;
+            let release = review.filter(|r| r.releases(current, attempts_used));
+            let policy_step = policy.rule(&error).next_step;
+            let step = match policy_step {
+                NextStep::ManualReview if release.is_some() => NextStep::Retry,
+                other => other,
+            };
+            let final_step = policy.step_after_attempts(step, attempts_used, attempts_allowed);
+            let why = if final_step != step {
+                Why::new(
+                    Rule::AttemptsExhausted {
+                        error_code: error.clone(),
+                        attempts_used,
+                        max_attempts: attempts_allowed,
+                        on_exhausted: policy.on_exhausted,
+                    },
+                    Some(&current.id),
+                )
+            } else if let Some(r) = release {
+                r.why(attempts_used, attempts_allowed)
+            } else {
+                Why::new(
+                    Rule::ErrorCode {
+                        error_code: error.clone(),
+                        next_step: final_step,
+                        step_from: policy.step_source(&error),
+                        attempts_used,
+                        max_attempts: attempts_allowed,
+                    },
+                    Some(&current.id),
+                )
+            };
+            Verdict {
+                state: UserState::of_step(final_step),
+                failure: Some((error, final_step)),
+                why,
             }
-            let step = policy.step_after_attempts(step, attempts_used, attempts_allowed);
-            view(UserState::of_step(step), Some(error), Some(step))
         }
     }
 }
@@ -267,6 +398,7 @@ pub fn recompute(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::StepSource;
     use std::collections::BTreeMap;
     use stripe_webhook::SessionStatus;
     use SessionOutcome as Outcome;
@@ -386,6 +518,8 @@ mod tests {
         assert_eq!(user_view(&refs, None, &p).state, UserState::NeedsReview);
         let allow = Review {
             action: ReviewAction::AllowRetry,
+            by: "rita".into(),
+            at_ms: 1,
             session_id: Some("vs_a".into()),
             attempts_at_review: 3,
         };
@@ -514,6 +648,8 @@ mod tests {
         let mut before = stored(user_view(&refs, None, &p), 1_000);
         before.review = Some(Review {
             action: ReviewAction::Approve,
+            by: "rita".into(),
+            at_ms: 1,
             session_id: Some("vs_a".into()),
             attempts_at_review: 1,
         });
@@ -531,5 +667,297 @@ mod tests {
         let change = recompute("u", &refs, Some(&before), &p, 2_000).unwrap();
         assert_eq!(change.user.view.state, UserState::Approved);
         assert_eq!(change.user.review, before.review);
+    }
+
+    // ------------------------------------------------------------------ the why, per rule
+
+    fn why_of(sessions: &[SessionRecord], review: Option<&Review>, p: &Policy) -> (UserState, Why) {
+        let refs: Vec<&SessionRecord> = sessions.iter().collect();
+        let v = user_view(&refs, review, p);
+        (v.state, v.why.expect("user_view always says why"))
+    }
+
+    fn review(action: ReviewAction, session: &str, at_review: u32) -> Review {
+        Review {
+            action,
+            by: "rita".into(),
+            at_ms: 9_000,
+            session_id: Some(session.into()),
+            attempts_at_review: at_review,
+        }
+    }
+
+    #[test]
+    fn why_no_sessions() {
+        assert_eq!(
+            why_of(&[], None, &Policy::default()),
+            (UserState::None, Why::new(Rule::NoSessions, None))
+        );
+    }
+
+    #[test]
+    fn why_in_progress_names_the_newest_sessions_status() {
+        let s = [
+            session(
+                "vs_a",
+                10,
+                Outcome::RetryAllowed,
+                Some("document_expired"),
+                1,
+            ),
+            session("vs_b", 20, Outcome::Processing, None, 0),
+        ];
+        assert_eq!(
+            why_of(&s, None, &Policy::default()),
+            (
+                UserState::Pending,
+                Why::new(
+                    Rule::InProgress {
+                        status: SessionStatus::Processing
+                    },
+                    Some("vs_b")
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn why_canceled() {
+        let s = [session("vs_a", 10, Outcome::Canceled, None, 0)];
+        assert_eq!(
+            why_of(&s, None, &Policy::default()),
+            (UserState::Canceled, Why::new(Rule::Canceled, Some("vs_a")))
+        );
+    }
+
+    #[test]
+    fn why_verified_names_the_verified_session_not_the_newest() {
+        let s = [
+            session("vs_a", 10, Outcome::Verified, None, 0),
+            session("vs_b", 20, Outcome::AwaitingInput, None, 0),
+        ];
+        assert_eq!(
+            why_of(&s, None, &Policy::default()),
+            (UserState::Verified, Why::new(Rule::Verified, Some("vs_a")))
+        );
+    }
+
+    #[test]
+    fn why_error_code_says_where_the_step_comes_from() {
+        let text = "[policy.codes.document_expired]\nnext_step = \"alternative_method\"\n";
+        let value: toml::Value = toml::from_str(text).unwrap();
+        let overridden =
+            Policy::from_toml(Some(&value["policy"].clone().try_into().unwrap())).unwrap();
+        for (code, policy, state, step, from) in [
+            (
+                "document_expired",
+                Policy::default(),
+                UserState::RetryAllowed,
+                NextStep::Retry,
+                StepSource::BuiltIn,
+            ),
+            (
+                "document_expired",
+                overridden,
+                UserState::AlternativeRequired,
+                NextStep::AlternativeMethod,
+                StepSource::Policy,
+            ),
+            (
+                "a_code_stripe_adds_later",
+                Policy::default(),
+                UserState::NeedsReview,
+                NextStep::ManualReview,
+                StepSource::UnknownCode,
+            ),
+        ] {
+            let s = [session("vs_a", 10, Outcome::RetryAllowed, Some(code), 1)];
+            assert_eq!(
+                why_of(&s, None, &policy),
+                (
+                    state,
+                    Why::new(
+                        Rule::ErrorCode {
+                            error_code: ErrorCode::from(code),
+                            next_step: step,
+                            step_from: from,
+                            attempts_used: 1,
+                            max_attempts: 3,
+                        },
+                        Some("vs_a")
+                    )
+                ),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn why_attempts_exhausted_counts_over_every_session() {
+        let s = [
+            session(
+                "vs_a",
+                10,
+                Outcome::RetryAllowed,
+                Some("document_expired"),
+                2,
+            ),
+            session(
+                "vs_b",
+                20,
+                Outcome::RetryAllowed,
+                Some("selfie_unverified_other"),
+                1,
+            ),
+        ];
+        assert_eq!(
+            why_of(&s, None, &Policy::default()),
+            (
+                UserState::NeedsReview,
+                Why::new(
+                    Rule::AttemptsExhausted {
+                        error_code: ErrorCode::SelfieUnverifiedOther,
+                        attempts_used: 3,
+                        max_attempts: 3,
+                        on_exhausted: crate::decide::Exhausted::NeedsReview,
+                    },
+                    Some("vs_b")
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn why_review_approve_and_reject_name_the_reviewer() {
+        let s = [session(
+            "vs_a",
+            10,
+            Outcome::NeedsReview,
+            Some("selfie_manipulated"),
+            1,
+        )];
+        for (action, state) in [
+            (ReviewAction::Approve, UserState::Approved),
+            (ReviewAction::Reject, UserState::Rejected),
+        ] {
+            let r = review(action, "vs_a", 1);
+            assert_eq!(
+                why_of(&s, Some(&r), &Policy::default()),
+                (
+                    state,
+                    Why::new(
+                        Rule::Review {
+                            action,
+                            by: "rita".into(),
+                            at_ms: 9_000,
+                            attempts_used: 1,
+                            max_attempts: 3,
+                        },
+                        Some("vs_a")
+                    )
+                )
+            );
+        }
+    }
+
+    /// `allow_retry` with attempts left keeps the limit, and the attempts left with it: the
+    /// user has what they had before the failure that sent them to review, minus that one.
+    #[test]
+    fn allow_retry_with_attempts_left_keeps_the_limit() {
+        let p = Policy::default();
+        let s = [session(
+            "vs_a",
+            10,
+            Outcome::NeedsReview,
+            Some("selfie_manipulated"),
+            1,
+        )];
+        let r = review(ReviewAction::AllowRetry, "vs_a", 1);
+        let refs: Vec<&SessionRecord> = s.iter().collect();
+        let v = user_view(&refs, Some(&r), &p);
+        assert_eq!(
+            (v.state, v.attempts_used, v.attempts_allowed),
+            (UserState::RetryAllowed, 1, 3)
+        );
+        assert_eq!(
+            v.why,
+            Some(Why::new(
+                Rule::Review {
+                    action: ReviewAction::AllowRetry,
+                    by: "rita".into(),
+                    at_ms: 9_000,
+                    attempts_used: 1,
+                    max_attempts: 3,
+                },
+                Some("vs_a")
+            ))
+        );
+    }
+
+    /// `allow_retry` after every attempt was used gives exactly one more.
+    #[test]
+    fn allow_retry_after_exhaustion_gives_exactly_one_more_attempt() {
+        let p = Policy::default();
+        let s = [session(
+            "vs_a",
+            10,
+            Outcome::NeedsReview,
+            Some("document_expired"),
+            3,
+        )];
+        let r = review(ReviewAction::AllowRetry, "vs_a", 3);
+        let (state, why) = why_of(&s, Some(&r), &p);
+        assert_eq!(state, UserState::RetryAllowed);
+        assert!(matches!(
+            why.rule,
+            Rule::Review {
+                attempts_used: 3,
+                max_attempts: 4,
+                ..
+            }
+        ));
+        // That attempt used too: exhausted again, at the raised limit.
+        let again = [session(
+            "vs_a",
+            10,
+            Outcome::NeedsReview,
+            Some("document_expired"),
+            4,
+        )];
+        let (state, why) = why_of(&again, Some(&r), &p);
+        assert_eq!(state, UserState::NeedsReview);
+        assert!(matches!(
+            why.rule,
+            Rule::AttemptsExhausted {
+                attempts_used: 4,
+                max_attempts: 4,
+                ..
+            }
+        ));
+    }
+
+    /// The release covers the failure the reviewer looked at, not the next one: the same
+    /// session failing again for a code that needs a review waits for a review again.
+    #[test]
+    fn a_released_session_that_fails_again_waits_for_review_again() {
+        let p = Policy::default();
+        let r = review(ReviewAction::AllowRetry, "vs_a", 1);
+        let again = [session(
+            "vs_a",
+            10,
+            Outcome::NeedsReview,
+            Some("selfie_manipulated"),
+            2,
+        )];
+        let (state, why) = why_of(&again, Some(&r), &p);
+        assert_eq!(state, UserState::NeedsReview);
+        assert!(matches!(
+            why.rule,
+            Rule::ErrorCode {
+                next_step: NextStep::ManualReview,
+                attempts_used: 2,
+                ..
+            }
+        ));
     }
 }

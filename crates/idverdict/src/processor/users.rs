@@ -69,18 +69,14 @@ pub(crate) async fn update_users(
     // Redaction is a decision of its own (the app may need to forget data too), and it
     // strips personal fields from every reaction already written about the session.
     for s in batch.newly_redacted {
-        let state = s.user_ref.as_deref().and_then(|u| {
+        let user = s.user_ref.as_deref().and_then(|u| {
             saved
                 .iter()
                 .find(|x| x.user_ref == u)
                 .or_else(|| stored.get(u))
-                .map(|x| x.view.state)
+                .map(|x| &x.view)
         });
-        decisions.push(Decision::redacted(
-            s,
-            state.unwrap_or(UserState::None),
-            now_ms,
-        ));
+        decisions.push(Decision::redacted(s, user, now_ms));
     }
     let sessions: Vec<&SessionRecord> = sessions.iter().collect();
     enqueue(

@@ -390,6 +390,7 @@ mod tests {
             user: Some("u<1>".into()),
             session: "vs_1".into(),
             state: UserState::parse(kind.as_str()).unwrap_or(UserState::None),
+            why: None,
             error_code: Some(ErrorCode::DocumentExpired),
             reason: Some("secret-ish reason".into()),
             explanation: Some("Your document has <expired>.".into()),

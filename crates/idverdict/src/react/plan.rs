@@ -199,6 +199,7 @@ mod tests {
             user: Some("user_1".into()),
             session: "vs_1".into(),
             state: UserState::parse(kind.as_str()).unwrap_or(UserState::None),
+            why: None,
             error_code: None,
             reason: None,
             explanation: None,
