@@ -12,7 +12,7 @@ use super::audit::Action;
 use super::auth::{Layout, Posted, Signed};
 use super::evidence::{self, Evidence};
 use super::format::{datetime_ms, datetime_secs, duration_ms};
-use super::why::{explain, Why};
+use super::why::{explain, WhyView};
 use super::{case_path, path_segment, render, see_other, ConsoleError};
 use crate::api::reviews::record_review;
 use crate::api::ApiPath;
@@ -61,7 +61,7 @@ struct CasePage {
     path: String,
     state: String,
     since: Option<String>,
-    why: Why,
+    why: WhyView,
     attempts: String,
     in_review: bool,
     known: bool,
@@ -226,7 +226,7 @@ pub async fn page(
 
     let report_id = sessions.iter().find_map(|s| s.last_report_id.as_deref());
     let evidence = evidence::load(&state, report_id).await;
-    let why = explain(user.as_ref(), &sessions, &reviews, &state.policy);
+    let why = explain(user.as_ref(), !sessions.is_empty());
     render(&CasePage {
         layout: signed.layout("queue"),
         path: case_path(&user_ref),

@@ -91,7 +91,7 @@ pub async fn page(
                     .as_ref()
                     .map(|c| c.as_str().to_string())
                     .unwrap_or_default(),
-                rule: super::why::queue_reason(u, &state.policy),
+                rule: super::why::queue_reason(u),
                 attempts: format!("{} / {}", u.view.attempts_used, u.view.attempts_allowed),
                 claimed_by: claim.map(|c| {
                     format!(

@@ -1,66 +1,96 @@
-//! Why a user is in their state, in words, from the facts the user view carries today: the
-//! rule of the state table that holds, and its facts ("3 of 3 attempts used → on_exhausted =
-//! needs_review"). One function the case page and the queue call, so a structured
-//! explanation from `decide/` can replace it in one place.
+//! Why a user is in their state, in words: the case page and the queue render the structured
+//! explanation `decide` computes with the state (`decide::why`, stored with the user and
+//! carried by `GET /v1/users/{ref}`), and show its JSON too.
 
 use crate::decide::policy::Exhausted;
-use crate::decide::{NextStep, Policy, SessionOutcome, SessionRecord, UserRecord, UserState};
-use crate::store::ReviewRow;
+use crate::decide::why::{Rule, StepSource, Why};
+use crate::decide::{UserRecord, UserState};
 
-/// The rule that holds, and the facts behind it.
+use super::format::datetime_ms;
+
+/// The rule that holds, its facts, and the explanation as the API carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Why {
+pub struct WhyView {
     pub rule: String,
     pub facts: Vec<String>,
+    pub json: String,
 }
 
-fn on_exhausted(policy: &Policy) -> &'static str {
-    match policy.on_exhausted {
+fn on_exhausted(e: Exhausted) -> &'static str {
+    match e {
         Exhausted::NeedsReview => "needs_review",
         Exhausted::AlternativeRequired => "alternative_required",
     }
 }
 
-/// The failure rule of a user whose newest session failed: the step the code leads to, or the
-/// attempt limit when retrying ran out.
-fn failure_rule(user: &UserRecord, policy: &Policy) -> Option<String> {
-    let code = user.view.error_code.as_ref()?;
-    let rule = policy.rule(code);
-    let used = user.view.attempts_used;
-    let allowed = user.view.attempts_allowed;
-    if rule.next_step == NextStep::Retry && used >= allowed {
-        return Some(format!(
-            "{used} of {allowed} attempts used → on_exhausted = {}",
-            on_exhausted(policy)
-        ));
+fn step_from(s: StepSource) -> &'static str {
+    match s {
+        StepSource::BuiltIn => "built-in table",
+        StepSource::Policy => "your [policy.codes]",
+        StepSource::UnknownCode => "policy.unknown_code: a code this version does not know",
     }
-    Some(format!(
-        "{} → next step {} (policy)",
-        code.as_str(),
-        rule.next_step.as_str()
-    ))
+}
+
+/// The rule in one line, ending in the state it leads to.
+fn rule_line(why: &Why, state: UserState) -> String {
+    let state = state.as_str();
+    let session = why.session.as_deref().unwrap_or("the newest session");
+    match &why.rule {
+        Rule::Review {
+            action, by, at_ms, ..
+        } => format!(
+            "review {} by {by} at {} → {state}",
+            action.as_str(),
+            datetime_ms(*at_ms)
+        ),
+        Rule::Verified => format!("{session} verified → {state}"),
+        Rule::NoSessions => format!("no sessions → {state}"),
+        Rule::InProgress { status } => {
+            format!("newest session {session} is {} → {state}", status.as_str())
+        }
+        Rule::Canceled => format!("newest session {session} canceled → {state}"),
+        Rule::ErrorCode {
+            error_code,
+            next_step,
+            step_from: from,
+            ..
+        } => format!(
+            "{} → next step {} ({}) → {state}",
+            error_code.as_str(),
+            next_step.as_str(),
+            step_from(*from)
+        ),
+        Rule::AttemptsExhausted {
+            attempts_used,
+            max_attempts,
+            on_exhausted: e,
+            ..
+        } => format!(
+            "{attempts_used} of {max_attempts} attempts used → on_exhausted = {} → {state}",
+            on_exhausted(*e)
+        ),
+    }
 }
 
 /// One line for the review queue: why this case is waiting.
-pub fn queue_reason(user: &UserRecord, policy: &Policy) -> String {
-    failure_rule(user, policy).unwrap_or_else(|| user.view.state.as_str().to_string())
+pub fn queue_reason(user: &UserRecord) -> String {
+    match &user.view.why {
+        Some(why) => rule_line(why, user.view.state),
+        None => user.view.state.as_str().to_string(),
+    }
 }
 
-/// The state and why. `sessions` newest first, `reviews` oldest first.
-pub fn explain(
-    user: Option<&UserRecord>,
-    sessions: &[SessionRecord],
-    reviews: &[ReviewRow],
-    policy: &Policy,
-) -> Why {
+/// The state and why, for the case page.
+pub fn explain(user: Option<&UserRecord>, has_sessions: bool) -> WhyView {
     let Some(user) = user else {
-        return Why {
-            rule: if sessions.is_empty() {
-                "no sessions → none".into()
-            } else {
+        return WhyView {
+            rule: if has_sessions {
                 "sessions received, not yet processed".into()
+            } else {
+                "no sessions → none".into()
             },
             facts: Vec::new(),
+            json: String::new(),
         };
     };
     let v = &user.view;
@@ -68,65 +98,40 @@ pub fn explain(
         "attempts used {} of {} allowed",
         v.attempts_used, v.attempts_allowed
     )];
-    if let Some(s) = &v.current_session {
-        facts.push(format!("newest session {s}"));
-    }
-    let latest_review = reviews.last();
-    let rule = match v.state {
-        UserState::Approved | UserState::Rejected
-            if latest_review.is_some_and(|r| r.action == "approve" || r.action == "reject") =>
-        {
-            let r = latest_review.map(|r| (r.action.as_str(), r.reviewer.as_str()));
-            let (action, by) = r.unwrap_or_default();
-            format!("latest review {action} by {by} → {}", v.state.as_str())
-        }
-        UserState::Verified => {
-            let s = sessions
-                .iter()
-                .find(|s| s.outcome == SessionOutcome::Verified)
-                .map(|s| s.id.as_str())
-                .unwrap_or("a session");
-            format!("{s} verified → verified")
-        }
-        UserState::None => "no sessions → none".into(),
-        UserState::Pending => "newest session awaiting input or processing → pending".into(),
-        UserState::Canceled => "newest session canceled → canceled".into(),
-        _ => failure_rule(user, policy)
-            .map(|r| format!("{r} → {}", v.state.as_str()))
-            .unwrap_or_else(|| v.state.as_str().to_string()),
-    };
-    if let Some(r) = latest_review.filter(|r| r.action == "allow_retry") {
-        facts.push(format!(
-            "allow_retry by {} raised the limit to {}",
-            r.reviewer, v.attempts_allowed
-        ));
-    }
     if let Some(code) = &v.error_code {
         facts.push(format!("{}: {}", code.as_str(), code.explanation()));
     }
-    Why { rule, facts }
+    match &v.why {
+        Some(why) => WhyView {
+            rule: rule_line(why, v.state),
+            facts,
+            json: serde_json::to_string(why).unwrap_or_default(),
+        },
+        None => WhyView {
+            rule: v.state.as_str().to_string(),
+            facts,
+            json: String::new(),
+        },
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::decide::user::user_view;
+    use crate::decide::{Policy, SessionOutcome, SessionRecord};
     use stripe_webhook::ErrorCode;
 
-    fn failed(code: ErrorCode, attempts: u32) -> SessionRecord {
-        SessionRecord {
+    fn user_of(code: ErrorCode, attempts: u32) -> UserRecord {
+        let s = SessionRecord {
             last_error_code: Some(code),
             failed_attempts: attempts,
             outcome: SessionOutcome::RetryAllowed,
             ..SessionRecord::example("vs_a")
-        }
-    }
-
-    fn user_of(sessions: &[SessionRecord]) -> UserRecord {
-        let refs: Vec<&SessionRecord> = sessions.iter().collect();
+        };
         UserRecord {
             user_ref: "u".into(),
-            view: user_view(&refs, None, &Policy::default()),
+            view: user_view(&[&s], None, &Policy::default()),
             state_since_ms: 0,
             review: None,
             updated_at_ms: 0,
@@ -134,25 +139,24 @@ mod tests {
     }
 
     #[test]
-    fn exhaustion_and_manual_review_say_their_rule() {
-        let p = Policy::default();
-        let s = [failed(ErrorCode::DocumentExpired, 3)];
-        let u = user_of(&s);
-        assert_eq!(u.view.state, UserState::NeedsReview);
+    fn each_rule_reads_as_a_sentence() {
+        let u = user_of(ErrorCode::DocumentExpired, 3);
         assert_eq!(
-            explain(Some(&u), &s, &[], &p).rule,
+            queue_reason(&u),
             "3 of 3 attempts used → on_exhausted = needs_review → needs_review"
         );
-        assert_eq!(
-            queue_reason(&u, &p),
-            "3 of 3 attempts used → on_exhausted = needs_review"
+        let why = explain(Some(&u), true);
+        assert!(
+            why.json.contains(r#""rule":"attempts_exhausted""#),
+            "{}",
+            why.json
         );
-        let s = [failed(ErrorCode::SelfieManipulated, 1)];
-        let u = user_of(&s);
+        assert_eq!(why.facts[0], "attempts used 3 of 3 allowed");
+        let u = user_of(ErrorCode::SelfieManipulated, 1);
         assert_eq!(
-            queue_reason(&u, &p),
-            "selfie_manipulated → next step manual_review (policy)"
+            queue_reason(&u),
+            "selfie_manipulated → next step manual_review (built-in table) → needs_review"
         );
-        assert_eq!(explain(None, &[], &[], &p).rule, "no sessions → none");
+        assert_eq!(explain(None, false).rule, "no sessions → none");
     }
 }
