@@ -126,6 +126,12 @@ fn claim_from_row(r: &AnyRow) -> Result<ClaimRow, sqlx::Error> {
     })
 }
 
+/// One change to an operator's row.
+enum OperatorChange<'a> {
+    DisabledAt(Option<i64>),
+    PasswordHash(&'a str),
+}
+
 /// `$1, $2, …` or `?, ?, …` for one statement.
 fn params(b: Backend, n: usize) -> Vec<String> {
     (1..=n).map(|i| b.param(i)).collect()
@@ -187,23 +193,8 @@ impl Store {
         disabled: bool,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let p = params(self.backend, 3);
-        let sql = format!(
-            "UPDATE operators SET disabled_at = {}, updated_at = {} WHERE email = {}",
-            p[0], p[1], p[2]
-        );
-        let mut tx = self.begin().await?;
-        let done = sqlx::query(&sql)
-            .bind(disabled.then_some(now_ms))
-            .bind(now_ms)
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        if disabled {
-            end_sessions_of(self.backend, &mut tx, email).await?;
-        }
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        let change = OperatorChange::DisabledAt(disabled.then_some(now_ms));
+        self.change_operator(email, change, disabled, now_ms).await
     }
 
     /// Replace an operator's password hash; every session of theirs ends. False if unknown.
@@ -213,19 +204,35 @@ impl Store {
         password_hash: &str,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
+        let change = OperatorChange::PasswordHash(password_hash);
+        self.change_operator(email, change, true, now_ms).await
+    }
+
+    async fn change_operator(
+        &self,
+        email: &str,
+        change: OperatorChange<'_>,
+        end_sessions: bool,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
         let p = params(self.backend, 3);
+        let column = match change {
+            OperatorChange::DisabledAt(_) => "disabled_at",
+            OperatorChange::PasswordHash(_) => "password_hash",
+        };
         let sql = format!(
-            "UPDATE operators SET password_hash = {}, updated_at = {} WHERE email = {}",
+            "UPDATE operators SET {column} = {}, updated_at = {} WHERE email = {}",
             p[0], p[1], p[2]
         );
+        let query = match change {
+            OperatorChange::DisabledAt(at) => sqlx::query(&sql).bind(at),
+            OperatorChange::PasswordHash(hash) => sqlx::query(&sql).bind(hash),
+        };
         let mut tx = self.begin().await?;
-        let done = sqlx::query(&sql)
-            .bind(password_hash)
-            .bind(now_ms)
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        end_sessions_of(self.backend, &mut tx, email).await?;
+        let done = query.bind(now_ms).bind(email).execute(&mut *tx).await?;
+        if end_sessions {
+            end_sessions_of(self.backend, &mut tx, email).await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
