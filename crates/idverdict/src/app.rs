@@ -19,6 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::api::ApiError;
 use crate::config::Config;
+use crate::decide::expectations::DigestKey;
 use crate::decide::Policy;
 use crate::ingest::{webhook, Committer, IngestLoad};
 use crate::metrics::Metrics;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub reactions: Arc<crate::react::ReactConfig>,
     /// The Stripe API client, when a key is configured (session creation).
     pub stripe: Option<Arc<crate::stripe_api::StripeClient>>,
+    /// The key expected values are digested with (`IDVERDICT_EXPECTATIONS_KEY`).
+    pub expectations_key: Option<Arc<DigestKey>>,
     pub metrics: Metrics,
     pub body_limit: usize,
     /// The operator console's settings.
@@ -61,6 +64,8 @@ pub enum StartError {
     Reactions(#[from] crate::react::ReactError),
     #[error("cannot create the development console operator: {0}")]
     DevOperator(String),
+    #[error("invalid expectations key: {0}")]
+    ExpectationsKey(#[from] crate::decide::expectations::InvalidKey),
 }
 
 /// A built, bound, not yet serving application.
@@ -123,6 +128,11 @@ impl App {
         }
         let metrics = Metrics::install();
         let tally = metrics.tally.clone();
+        let expectations_key = config
+            .expectations_key
+            .as_ref()
+            .map(|k| DigestKey::new(k.expose_secret()).map(Arc::new))
+            .transpose()?;
         let state = AppState {
             store: store.clone(),
             committer,
@@ -134,6 +144,7 @@ impl App {
             policy: policy.clone(),
             reactions: reactions.clone(),
             stripe: stripe.clone(),
+            expectations_key: expectations_key.clone(),
             metrics,
             body_limit: config.body_limit_bytes,
             console: Arc::new(config.console.clone()),
@@ -152,7 +163,8 @@ impl App {
             store: store.clone(),
             committer_task,
             processor: Processor::new(store, policy, reactions, wake, load, dispatcher.waker())
-                .with_stripe(stripe.clone()),
+                .with_stripe(stripe.clone())
+                .with_expectations_key(expectations_key),
             dispatcher,
             reconciler,
             tally,

@@ -355,6 +355,11 @@ impl StripeClient {
         &self.base
     }
 
+    /// Whether the key may read sensitive verified outputs and identity images (`rk_…`).
+    pub fn has_restricted_key(&self) -> bool {
+        self.key.is_restricted()
+    }
+
     /// `POST /v1/identity/verification_sessions`. The same `idempotency_key` with the same
     /// parameters returns the same session (within Stripe's 24 h key lifetime).
     pub async fn create_verification_session(
@@ -528,11 +533,6 @@ impl StripeClient {
             status: 200,
             reason: format!("not a file link: {e}"),
         })
-    }
-
-    /// True for a restricted key (`rk_…`), the only kind Stripe lets read identity images.
-    pub fn has_restricted_key(&self) -> bool {
-        self.key.expose().starts_with("rk_")
     }
 
     /// Auto-pagination over [`StripeClient::list_events`]: call

@@ -440,3 +440,119 @@ async fn reviews_approve_reject_and_allow_retry(backend: Backend) {
     app.stop().await;
 }
 both_backends!(reviews_approve_reject_and_allow_retry);
+
+/// `selfie_manipulated` on one session, then a second session that verifies.
+async fn flagged_then_verified(app: &TestApp, user: &str) {
+    let base = now() - 500;
+    let events = [
+        failure(
+            &format!("vs_1{user}a"),
+            user,
+            base,
+            "selfie_manipulated",
+            "vr_1",
+        ),
+        event(Kind::Created, &format!("vs_1{user}b"), user, base + 100),
+        event(Kind::Verified, &format!("vs_1{user}b"), user, base + 110),
+    ];
+    for e in events {
+        assert_eq!(app.deliver_signed(&e).await.0, 200);
+    }
+}
+
+/// A fraud signal is not washed away by the next attempt: `selfie_manipulated`, then a new
+/// session that verifies, leaves the user in `needs_review` until a reviewer approves; with
+/// the hold turned off for the code, the same flow ends `verified`.
+async fn a_verification_after_a_fraud_signal_waits_for_a_reviewer(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (receiver, received) = start_app_receiver(0.0).await;
+    let app = TestApp::start(&engine_config(&db, receiver)).await;
+    flagged_then_verified(&app, "fh_held").await;
+    drain(&db.store().await).await;
+    let (_, u) = app.get("/v1/users/fh_held").await;
+    assert_eq!(u["state"], "needs_review", "{u}");
+    assert_eq!(
+        (
+            u["why"]["rule"].as_str(),
+            u["why"]["error_code"].as_str(),
+            u["why"]["flagged_session"].as_str(),
+            u["why"]["session"].as_str()
+        ),
+        (
+            Some("fraud_hold"),
+            Some("selfie_manipulated"),
+            Some("vs_1fh_helda"),
+            Some("vs_1fh_heldb")
+        ),
+        "{u}"
+    );
+    let (_, queue) = app.get("/v1/reviews").await;
+    assert_eq!(
+        queue["data"][0]["client_reference_id"], "fh_held",
+        "{queue}"
+    );
+    // The app heard of it: a needs_review decision about the verified session.
+    wait_for(&received, |r| {
+        r.bodies
+            .values()
+            .any(|b| b["type"] == "needs_review" && b["why"]["rule"] == "fraud_hold")
+    })
+    .await;
+    assert!(
+        !received
+            .lock()
+            .unwrap()
+            .bodies
+            .values()
+            .any(|b| b["type"] == "verified"),
+        "no verified decision went out"
+    );
+    let review = |action: &str| {
+        app.http
+            .post(app.url("/v1/reviews/fh_held"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"action": action, "reviewer": "vera"}))
+            .send()
+    };
+    // Another attempt cannot change a verified session: allow_retry is refused.
+    let refused = review("allow_retry").await.unwrap();
+    assert_eq!(refused.status(), 409);
+    assert_eq!(
+        refused.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "not_reviewable"
+    );
+    assert_eq!(review("approve").await.unwrap().status(), 200);
+    let (_, u) = app.get("/v1/users/fh_held").await;
+    assert_eq!(
+        (u["state"].as_str(), u["why"]["rule"].as_str()),
+        (Some("approved"), Some("review")),
+        "{u}"
+    );
+    app.stop().await;
+
+    // Without the hold.
+    let db = TestDb::new(backend).await;
+    let policy = db.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[policy.codes.selfie_manipulated]\nhold_for_review = false\n",
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let app = TestApp::start(&config_with(
+        &db,
+        &[SECRET],
+        &[("IDVERDICT_CONFIG", policy.as_str())],
+    ))
+    .await;
+    flagged_then_verified(&app, "fh_free").await;
+    drain(&db.store().await).await;
+    let (_, u) = app.get("/v1/users/fh_free").await;
+    assert_eq!(
+        (u["state"].as_str(), u["why"]["rule"].as_str()),
+        (Some("verified"), Some("verified")),
+        "{u}"
+    );
+    app.stop().await;
+}
+both_backends!(a_verification_after_a_fraud_signal_waits_for_a_reviewer);

@@ -108,7 +108,9 @@ pub async fn record_review(
     .await
     .map_err(|e| match e {
         ReviewError::UnknownUser => unknown_user(),
-        ReviewError::NotReviewable(_) => ApiError::conflict("not_reviewable", e.to_string()),
+        ReviewError::NotReviewable(_) | ReviewError::VerifiedSessionHeld => {
+            ApiError::conflict("not_reviewable", e.to_string())
+        }
         ReviewError::Store(e) => ApiError::from(e),
     })
 }

@@ -38,6 +38,7 @@ pub async fn get_user(
     };
     let user = state.store.get_user(&user_ref).await?;
     let reviews = state.store.reviews_of(&user_ref).await?;
+    let checks = state.store.checks_of_user(&user_ref).await?;
     let attempts_used = attempts_used(&sessions.iter().collect::<Vec<&SessionRecord>>());
     let attempts_allowed = user
         .as_ref()
@@ -60,6 +61,9 @@ pub async fn get_user(
         "failed_attempts": attempts_used,
         "max_attempts": attempts_allowed,
         "reviews": reviews,
+        // Verified sessions compared with what was expected: per field match / mismatch /
+        // unavailable (never a value).
+        "checks": checks,
         "last_error": last_error,
         "sessions": sessions.iter().map(session_json).collect::<Vec<_>>(),
     })))

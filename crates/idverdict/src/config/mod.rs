@@ -52,6 +52,9 @@ pub struct Config {
     pub database_url: String,
     /// Bearer token for the app API. `None` = the API refuses every request.
     pub api_token: Option<SecretString>,
+    /// Key of the digests of expected values. `None` = expectations of names, dob, email or
+    /// phone are refused (rules such as `min_age` need no key).
+    pub expectations_key: Option<SecretString>,
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     /// Per-request deadline; slow clients (e.g. a body trickling in) are cut off.
@@ -98,6 +101,7 @@ impl std::fmt::Debug for Config {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("database", &crate::store::redact_url(&self.database_url))
             .field("api_token", &self.api_token)
+            .field("expectations_key", &self.expectations_key)
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
             .field("request_timeout_secs", &self.request_timeout_secs)
@@ -223,6 +227,11 @@ impl Config {
         let console_password =
             read_or_create(&dir.join("dev-console-password"), || random_token(20))
                 .map_err(failed)?;
+        if self.expectations_key.is_none() {
+            let key = read_or_create(&dir.join("dev-expectations-key"), || random_token(48))
+                .map_err(failed)?;
+            self.expectations_key = Some(SecretString::from(key));
+        }
         self.webhook_secrets = vec![SecretString::from(secret.clone())];
         self.api_token = Some(SecretString::from(token.clone()));
         self.dev_operator = Some(DevOperator {
@@ -309,6 +318,14 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         return invalid("api_token", "must be at least 16 characters".into());
     }
 
+    let expectations_key = raw.expectations_key;
+    if expectations_key
+        .as_ref()
+        .is_some_and(|k| k.expose_secret().chars().count() < 32)
+    {
+        return invalid("expectations_key", "must be at least 32 characters".into());
+    }
+
     let reactions = ReactConfig {
         callbacks: raw.callbacks,
         email: raw.email,
@@ -339,6 +356,7 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         body_limit_bytes: raw.body_limit_bytes as usize,
         database_url,
         api_token,
+        expectations_key,
         data_dir: raw.data_dir,
         log_format: raw.log_format,
         request_timeout_secs: raw.request_timeout_secs,

@@ -31,6 +31,14 @@ fn step_from(s: StepSource) -> &'static str {
     }
 }
 
+/// A value's snake_case name, as its JSON says it.
+fn word<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// The rule in one line, ending in the state it leads to.
 fn rule_line(why: &Why, state: UserState) -> String {
     let state = state.as_str();
@@ -43,7 +51,32 @@ fn rule_line(why: &Why, state: UserState) -> String {
             action.as_str(),
             datetime_ms(*at_ms)
         ),
-        Rule::Verified => format!("{session} verified → {state}"),
+        Rule::Verified { expectations } => match expectations {
+            Some(_) => format!("{session} verified and matched what was expected → {state}"),
+            None => format!("{session} verified → {state}"),
+        },
+        Rule::FraudHold {
+            error_code,
+            flagged_session,
+        } => format!(
+            "{session} verified after a fraud signal ({} on {flagged_session}): held for review → {state}",
+            error_code.as_str()
+        ),
+        Rule::CheckingExpectations => {
+            format!("{session} verified; comparing it with what was expected → {state}")
+        }
+        Rule::Expectation {
+            field,
+            result,
+            reason,
+            action,
+            ..
+        } => format!(
+            "expected {}: {} ({reason}) → {} → {state}",
+            field.as_str(),
+            word(result),
+            word(action)
+        ),
         Rule::NoSessions => format!("no sessions → {state}"),
         Rule::InProgress { status } => {
             format!("newest session {session} is {} → {state}", status.as_str())
@@ -118,7 +151,7 @@ pub fn explain(user: Option<&UserRecord>, has_sessions: bool) -> WhyView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::user::user_view;
+    use crate::decide::user::{user_view, Checks};
     use crate::decide::{Policy, SessionOutcome, SessionRecord};
     use stripe_webhook::ErrorCode;
 
@@ -131,7 +164,7 @@ mod tests {
         };
         UserRecord {
             user_ref: "u".into(),
-            view: user_view(&[&s], None, &Policy::default()),
+            view: user_view(&[&s], None, &Checks::default(), &Policy::default()),
             state_since_ms: 0,
             review: None,
             updated_at_ms: 0,

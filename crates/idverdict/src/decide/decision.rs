@@ -87,6 +87,10 @@ pub struct Decision {
     pub note: Option<String>,
     /// Unix seconds.
     pub occurred_at: i64,
+    /// The end user's locale, on email reactions only (from `email.locale_metadata_key`):
+    /// which templates render the mail. Absent from callbacks and bus messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 impl Decision {
@@ -126,6 +130,7 @@ impl Decision {
             reviewer: None,
             note: None,
             occurred_at: now_ms / 1000,
+            locale: None,
         })
     }
 
@@ -149,6 +154,7 @@ impl Decision {
             reviewer: None,
             note: None,
             occurred_at: now_ms / 1000,
+            locale: None,
         }
     }
 }
@@ -187,6 +193,7 @@ mod tests {
             reviewer: None,
             note: None,
             occurred_at: 1_764_100_000,
+            locale: None,
         };
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(

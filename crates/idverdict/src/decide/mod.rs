@@ -10,6 +10,8 @@
 //! - [`why`]: the row of that table that decided a state, with its facts and session.
 //! - [`review`]: an operator's review of a user.
 //! - [`decision`]: what a decision about a user says (the callback body).
+//! - [`expectations`]: what the app expects of the verified person (digests and rules), and
+//!   the comparison with what Stripe verified.
 //! - [`creation`]: whether the app may get a session for a user, and which.
 //! - [`access`]: the console's roles and the login throttle.
 //! - [`next_step`] and [`policy`]: what each `last_error.code` leads to, and the operator's
@@ -20,6 +22,7 @@ pub mod attempts;
 pub mod batch;
 pub mod creation;
 pub mod decision;
+pub mod expectations;
 pub mod next_step;
 pub mod policy;
 pub mod review;

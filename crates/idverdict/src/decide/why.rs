@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 use stripe_webhook::{ErrorCode, SessionStatus};
 
+use super::expectations::{Action, CheckResults, Field, FieldResult};
 use super::next_step::NextStep;
 use super::policy::Exhausted;
 use super::user::ReviewAction;
@@ -40,8 +41,32 @@ pub enum Rule {
         attempts_used: u32,
         max_attempts: u32,
     },
-    /// A session was verified.
-    Verified,
+    /// A session was verified, but a session of the user failed with a code the policy
+    /// holds for review (`flagged_session`, `error_code`): "verified after a fraud signal".
+    /// `session` is the verified one. Only a reviewer's `approve` or `reject` ends it.
+    FraudHold {
+        error_code: ErrorCode,
+        flagged_session: String,
+    },
+    /// A session was verified (and passed the checks of what was expected, whose per-field
+    /// results are in `expectations`, when there were any).
+    Verified {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expectations: Option<CheckResults>,
+    },
+    /// A session was verified and its verified outputs are being compared with what was
+    /// expected: the user waits (`pending`) until the check is done.
+    CheckingExpectations,
+    /// A verified session did not match what was expected: `field` (the first field calling
+    /// for `action`) had `result`, for `reason` (`name_mismatch`, `under_min_age`,
+    /// `country_not_accepted`, …); `expectations` has every field's result.
+    Expectation {
+        field: Field,
+        result: FieldResult,
+        reason: String,
+        action: Action,
+        expectations: CheckResults,
+    },
     /// No session of the user has been received.
     NoSessions,
     /// The newest session waits for the user's input or is being processed.
@@ -91,7 +116,10 @@ impl Why {
     pub fn rule_name(&self) -> &'static str {
         match self.rule {
             Rule::Review { .. } => "review",
-            Rule::Verified => "verified",
+            Rule::FraudHold { .. } => "fraud_hold",
+            Rule::Verified { .. } => "verified",
+            Rule::CheckingExpectations => "checking_expectations",
+            Rule::Expectation { .. } => "expectation",
             Rule::NoSessions => "no_sessions",
             Rule::InProgress { .. } => "in_progress",
             Rule::Canceled => "canceled",
@@ -161,8 +189,38 @@ mod tests {
                 r#"{"rule":"no_sessions","session":null}"#,
             ),
             (
-                Why::new(Rule::Verified, Some("vs_4")),
+                Why::new(
+                    Rule::FraudHold {
+                        error_code: ErrorCode::SelfieManipulated,
+                        flagged_session: "vs_a".into(),
+                    },
+                    Some("vs_b"),
+                ),
+                r#"{"rule":"fraud_hold","error_code":"selfie_manipulated","flagged_session":"vs_a","session":"vs_b"}"#,
+            ),
+            (
+                Why::new(Rule::Verified { expectations: None }, Some("vs_4")),
                 r#"{"rule":"verified","session":"vs_4"}"#,
+            ),
+            (
+                Why::new(Rule::CheckingExpectations, Some("vs_5")),
+                r#"{"rule":"checking_expectations","session":"vs_5"}"#,
+            ),
+            (
+                Why::new(
+                    Rule::Expectation {
+                        field: Field::LastName,
+                        result: FieldResult::Mismatch,
+                        reason: "name_mismatch".into(),
+                        action: Action::NeedsReview,
+                        expectations: CheckResults::from([
+                            (Field::FirstName, FieldResult::Match),
+                            (Field::LastName, FieldResult::Mismatch),
+                        ]),
+                    },
+                    Some("vs_6"),
+                ),
+                r#"{"rule":"expectation","field":"last_name","result":"mismatch","reason":"name_mismatch","action":"needs_review","expectations":{"first_name":"match","last_name":"mismatch"},"session":"vs_6"}"#,
             ),
         ];
         for (why, json) in cases {

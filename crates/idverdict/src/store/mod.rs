@@ -8,6 +8,7 @@
 mod apply;
 mod console;
 mod events;
+mod expectations;
 mod reactions;
 mod sessions;
 mod sync_state;
@@ -18,6 +19,7 @@ pub use console::{
     AuditRow, ClaimOutcome, ClaimRow, ConsoleSession, NewAudit, NoteRow, Operator, UserFilter,
 };
 pub use events::{ClaimedEvent, NewEvent, Receipt};
+pub use expectations::{CheckRow, DueCheck};
 pub use reactions::{
     AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,
     Redeliver,
