@@ -35,6 +35,10 @@ fn idverdict(data: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, S
 fn operators_are_managed_and_every_change_is_in_the_audit_export() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
+    // Like every command but `serve` and `migrate`, `operators` needs the database to exist.
+    let (ok, _, err) = idverdict(data, &["operators", "list"], None);
+    assert!(!ok && err.contains("idverdict migrate"), "{err}");
+    assert!(idverdict(data, &["migrate"], None).0);
     let add = |email: &str, role: &str, password: &str| {
         idverdict(
             data,

@@ -15,6 +15,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod console;
+pub mod data_dir;
 pub mod decide;
 pub mod ingest;
 pub mod metrics;

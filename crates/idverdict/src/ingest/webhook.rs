@@ -11,7 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
-use stripe_webhook::WebhookError;
+use stripe_webhook::{SignatureError, WebhookError};
 
 use super::CommitError;
 use crate::api::ApiError;
@@ -26,6 +26,7 @@ pub async fn receive(
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            state.metrics.webhook_rejected("payload_too_large");
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -35,6 +36,7 @@ pub async fn receive(
                 ),
             )
         } else {
+            state.metrics.webhook_rejected("unreadable_body");
             ApiError::new(
                 rejection.status(),
                 "unreadable_body",
@@ -47,10 +49,11 @@ pub async fn receive(
         Some(Ok(text)) => Some(text),
         // Non-ASCII bytes cannot be a valid signature header.
         Some(Err(_)) => {
+            state.metrics.webhook_rejected("malformed_signature_header");
             return Err(ApiError::bad_request(
                 "malformed_signature_header",
                 "the Stripe-Signature header is not valid ASCII",
-            ))
+            ));
         }
     };
 
@@ -59,6 +62,12 @@ pub async fn receive(
         .construct_event(&body, header, clock::now_secs())
         .map_err(|e| {
             state.metrics.webhook_rejected(e.code());
+            if matches!(
+                e,
+                WebhookError::Signature(SignatureError::NoMatchingSignature)
+            ) {
+                state.signatures.mismatch();
+            }
             tracing::info!(reason = e.code(), "rejected a webhook delivery");
             ApiError::bad_request(e.code(), rejection_message(&e))
         })?;
@@ -68,6 +77,7 @@ pub async fn receive(
         Ok(receipt) => {
             let duplicate = receipt == Receipt::Duplicate;
             state.metrics.webhook_accepted(duplicate);
+            state.signatures.accepted();
             tracing::debug!(event = %event.id, duplicate, "webhook event stored");
             Ok(Json(json!({"received": true, "duplicate": duplicate})))
         }

@@ -9,8 +9,10 @@ mod apply;
 mod console;
 mod events;
 mod expectations;
+mod open;
 mod reactions;
 mod sessions;
+mod stats;
 mod sync_state;
 mod users;
 
@@ -20,11 +22,13 @@ pub use console::{
 };
 pub use events::{ClaimedEvent, NewEvent, Receipt};
 pub use expectations::{CheckRow, DueCheck};
+pub use open::OpenError;
 pub use reactions::{
     AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,
     Redeliver,
 };
 pub use sessions::{AttemptRow, HistoryRow};
+pub use stats::StoreStats;
 pub(crate) use users::NewReview;
 pub use users::ReviewRow;
 
@@ -109,12 +113,20 @@ pub struct Store {
 impl Store {
     /// Connect (creating the SQLite file and its directory if needed). Does not migrate.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         match backend {
+            Backend::Sqlite => Store::connect_url(backend, &sqlite_url_with_create(url)?).await,
+            Backend::Postgres => Store::connect_url(backend, url).await,
+        }
+    }
+
+    /// Connect to `url` as given (for SQLite, its `mode=` decides whether the file may be
+    /// created).
+    async fn connect_url(backend: Backend, url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_str(url)?;
+        match backend {
             Backend::Sqlite => {
-                let url = sqlite_url_with_create(url)?;
-                let options = AnyConnectOptions::from_str(&url)?;
                 let write = sqlite_pool(1).connect_with(options.clone()).await?;
                 let read = sqlite_pool(4).connect_with(options).await?;
                 Ok(Store {
@@ -124,7 +136,6 @@ impl Store {
                 })
             }
             Backend::Postgres => {
-                let options = AnyConnectOptions::from_str(url)?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(5))
@@ -146,18 +157,7 @@ impl Store {
     /// Apply the embedded schema migrations (idempotent; PostgreSQL serialises concurrent
     /// runs with an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self.backend {
-            Backend::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.write)
-                    .await?
-            }
-            Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.write)
-                    .await?
-            }
-        }
+        migrator(self.backend).run(&self.write).await?;
         Ok(())
     }
 
@@ -195,24 +195,44 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
         })
 }
 
-/// Make sure the SQLite file can be created: add `mode=rwc` and create its directory.
-fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
+/// The embedded migrations of `backend`.
+fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// The file of a `sqlite:` URL (`None` for an in-memory database).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     let path = rest.split('?').next().unwrap_or_default();
-    if !path.is_empty() && path != ":memory:" {
-        if let Some(parent) = std::path::Path::new(path).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
-            }
+    (!path.is_empty() && path != ":memory:").then(|| path.into())
+}
+
+/// Make sure the SQLite file can be created: add `mode=rwc` and create its directory.
+fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
+    if let Some(parent) = sqlite_path(url)
+        .as_deref()
+        .and_then(std::path::Path::parent)
+    {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)?;
         }
     }
-    Ok(if url.contains("mode=") {
+    Ok(with_mode(url, "rwc"))
+}
+
+/// `url` with SQLite's open `mode` (`rw`: the file must exist; `rwc`: create it), unless the
+/// URL names one itself.
+fn with_mode(url: &str, mode: &str) -> String {
+    if url.contains("mode=") {
         url.to_string()
     } else if url.contains('?') {
-        format!("{url}&mode=rwc")
+        format!("{url}&mode={mode}")
     } else {
-        format!("{url}?mode=rwc")
-    })
+        format!("{url}?mode={mode}")
+    }
 }
