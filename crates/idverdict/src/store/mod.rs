@@ -6,6 +6,7 @@
 //! ours) so that both backends compare them the same way.
 
 mod apply;
+mod console;
 mod events;
 mod expectations;
 mod open;
@@ -16,6 +17,9 @@ mod sync_state;
 mod users;
 
 pub use apply::Tx;
+pub use console::{
+    AuditRow, ClaimOutcome, ClaimRow, ConsoleSession, NewAudit, NoteRow, Operator, UserFilter,
+};
 pub use events::{ClaimedEvent, NewEvent, Receipt};
 pub use expectations::{CheckRow, DueCheck};
 pub use open::OpenError;
