@@ -70,3 +70,10 @@ ensure_node_sdk() {
     fi
   fi
 }
+
+# The console's browser test drives Debian's Chromium through chromedriver (WebDriver).
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return; fi
+  echo "== installing chromium and chromium-driver (browser tests) =="
+  apt_install chromium chromium-driver
+}

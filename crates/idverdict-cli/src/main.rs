@@ -36,6 +36,10 @@ enum Command {
     Redact(commands::redact::RedactArgs),
     /// Inspect the reactions outbox (callbacks, emails, bus messages) and redeliver.
     Reactions(commands::reactions::ReactionsArgs),
+    /// Manage who may log in to the operator console.
+    Operators(commands::operators::OperatorsArgs),
+    /// Export the console's audit log.
+    Audit(commands::audit::AuditArgs),
     /// Generate the secrets you choose yourself (callback signing secret, API token).
     Secrets(commands::secrets::SecretsArgs),
     /// Copy the SQLite database to a file while `serve` runs (online backup).
@@ -88,6 +92,14 @@ async fn run(cli: Cli) -> std::process::ExitCode {
         Command::Reactions(args) => {
             logging::init(idverdict::config::LogFormat::Human);
             commands::reactions::run(args).await
+        }
+        Command::Operators(args) => {
+            logging::init(idverdict::config::LogFormat::Human);
+            commands::operators::run(args).await
+        }
+        Command::Audit(args) => {
+            logging::init(idverdict::config::LogFormat::Human);
+            commands::audit::run(args).await
         }
         Command::Secrets(args) => commands::secrets::run(args),
         Command::Backup(args) => commands::backup::run(args).await,

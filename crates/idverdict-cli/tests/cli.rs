@@ -231,10 +231,18 @@ fn every_command_resolves_the_configuration_the_same_way() {
     assert!(!dir.path().join(".idverdict").exists());
 
     std::fs::write(&file, "data_dir = \"x\"\n[delivery]\nworkers = \"many\"\n").unwrap();
-    for command in ["migrate", "reactions", "reconcile", "redact"] {
+    for command in [
+        "migrate",
+        "reactions",
+        "reconcile",
+        "redact",
+        "operators",
+        "audit",
+    ] {
         let mut args = vec![command];
         match command {
-            "reactions" => args.push("list"),
+            "reactions" | "operators" => args.push("list"),
+            "audit" => args.push("export"),
             "redact" => args.extend(["--user", "u"]),
             _ => {}
         }

@@ -43,6 +43,8 @@ pub struct AppState {
     /// Deliveries no configured secret matched, for `/readyz` and the operator.
     pub signatures: Arc<crate::ingest::SignatureWatch>,
     pub body_limit: usize,
+    /// The operator console's settings.
+    pub console: Arc<crate::config::ConsoleConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,8 @@ pub enum StartError {
     Reactions(#[from] crate::react::ReactError),
     #[error("cannot keep this instance's id: {0}")]
     InstanceId(crate::config::ConfigError),
+    #[error("cannot create the development console operator: {0}")]
+    DevOperator(String),
     #[error("invalid expectations key: {0}")]
     ExpectationsKey(#[from] crate::decide::expectations::InvalidKey),
 }
@@ -80,6 +84,8 @@ pub struct App {
     listen: Option<(String, crate::store::notify::Wakers)>,
     /// Periodic reconciliation with Stripe's events list: (job, interval, look-back).
     reconciler: Option<(crate::reconcile::Reconciler, Duration, Duration)>,
+    /// Webhook counts on their way to `webhook_stats` (the console's overview).
+    tally: Arc<crate::metrics::WebhookTally>,
 }
 
 impl App {
@@ -147,6 +153,13 @@ impl App {
                 },
             )
         });
+        if let Some(dev) = &config.dev_operator {
+            crate::console::passwords::ensure_dev_operator(&store, dev)
+                .await
+                .map_err(StartError::DevOperator)?;
+        }
+        let metrics = Metrics::install(&config.webhook_path);
+        let tally = metrics.tally.clone();
         let expectations_key = config
             .expectations_key
             .as_ref()
@@ -164,9 +177,10 @@ impl App {
             reactions: reactions.clone(),
             stripe: stripe.clone(),
             expectations_key: expectations_key.clone(),
-            metrics: Metrics::install(&config.webhook_path),
+            metrics,
             signatures: Arc::default(),
             body_limit: config.body_limit_bytes,
+            console: Arc::new(config.console.clone()),
         };
         let router = router(state, config);
         Ok(App {
@@ -181,6 +195,7 @@ impl App {
             dispatcher,
             listen,
             reconciler,
+            tally,
         })
     }
 
@@ -199,6 +214,11 @@ impl App {
         let reconcile = self.reconciler.map(|(job, every, since)| {
             tokio::spawn(job.run_periodically(every, since, processor_stopped.clone()))
         });
+        let flusher = tokio::spawn(self.tally.clone().flush_periodically(
+            self.store.clone(),
+            TALLY_FLUSH_EVERY,
+            processor_stopped.clone(),
+        ));
         let gauges = tokio::spawn(crate::metrics::refresh_periodically(
             self.store.clone(),
             processor_stopped.clone(),
@@ -211,9 +231,14 @@ impl App {
             ))
         });
         let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // The peer address reaches handlers (the console's login throttle and audit log).
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         // The router (and with it every Committer handle) is gone: the committer drains its
         // queue and ends.
         let _ = self.committer_task.await;
@@ -227,10 +252,14 @@ impl App {
         if let Some(reconcile) = reconcile {
             let _ = reconcile.await;
         }
+        let _ = flusher.await;
         self.store.close().await;
         served.map_err(StartError::Serve)
     }
 }
+
+/// How often webhook counts go from memory to the database.
+const TALLY_FLUSH_EVERY: Duration = Duration::from_secs(2);
 
 /// Every route, with answers in the API's error shape for what no handler answers: an
 /// unknown path (404), a known path with the wrong method (405), a request over the time
@@ -240,10 +269,16 @@ fn router(state: AppState, config: &Config) -> Router {
         .route(&config.webhook_path, post(webhook::receive))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes));
     let limit = Duration::from_secs(config.request_timeout_secs);
+    let console = if config.console.enabled {
+        crate::console::routes(crate::console::image_origin(config))
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(webhook)
         .merge(crate::api::app_routes(state.clone()))
         .merge(crate::api::ops_routes())
+        .merge(console)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .fallback(|| async { ApiError::no_route() })
         .layer(axum::middleware::from_fn(

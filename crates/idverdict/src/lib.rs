@@ -6,6 +6,7 @@
 //! - [`processor`] + [`decide`]: apply each stored event exactly once to its session record,
 //!   order-independently, and derive the outcome and next step.
 //! - [`api`]: the app's read API, health and metrics.
+//! - [`console`]: the operator console (`/console`): review queue, cases, audit log.
 //!
 //! [`app`] wires the stages together; [`config`] loads and validates settings.
 
@@ -13,6 +14,7 @@ pub mod api;
 pub mod app;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod data_dir;
 pub mod decide;
 pub mod ingest;

@@ -7,7 +7,9 @@
 //! queue, exhausted reactions, store size) are refreshed by [`refresh_store_gauges`] on a
 //! timer, with queries that only touch indexed subsets of their tables.
 
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -255,10 +257,12 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
-/// Handle to the process-wide recorder.
+/// Handle to the process-wide recorder, and this app's webhook counts for the console's
+/// overview (kept per hour in memory, flushed to the database by [`WebhookTally::flush`]).
 #[derive(Clone)]
 pub struct Metrics {
     handle: Option<PrometheusHandle>,
+    pub tally: Arc<WebhookTally>,
 }
 
 impl Metrics {
@@ -283,7 +287,29 @@ impl Metrics {
             })
             .clone();
         register_all(webhook_path);
-        Metrics { handle }
+        Metrics {
+            handle,
+            tally: Arc::default(),
+        }
+    }
+
+    /// A webhook stored (or a duplicate acknowledged): the counter and the overview's count.
+    pub fn webhook_accepted(&self, duplicate: bool) {
+        webhook_accepted(duplicate);
+        self.tally
+            .add(if duplicate { "duplicate" } else { "accepted" }.into());
+    }
+
+    /// A webhook refused, by reason.
+    pub fn webhook_rejected(&self, reason: &'static str) {
+        webhook_rejected(reason);
+        self.tally.add(format!("rejected:{reason}").into());
+    }
+
+    /// A webhook that could not be stored (503).
+    pub fn webhook_storage_failed(&self) {
+        webhook_storage_failed();
+        self.tally.add("storage_failed".into());
     }
 
     /// The Prometheus text page. Reads only in-memory values.
@@ -492,6 +518,65 @@ pub fn markdown_table() -> String {
         ));
     }
     out
+}
+
+/// Webhook outcomes per hour, counted in memory on the request path (never a database write
+/// per request, least of all per rejected one) and added to `webhook_stats` by
+/// [`WebhookTally::flush`], so the console's numbers survive restarts and add up over
+/// instances.
+#[derive(Debug, Default)]
+pub struct WebhookTally {
+    counts: Mutex<HashMap<(i64, Cow<'static, str>), i64>>,
+}
+
+impl WebhookTally {
+    fn add(&self, outcome: Cow<'static, str>) {
+        let hour = crate::clock::now_secs() / 3600 * 3600;
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry((hour, outcome)).or_default() += 1;
+        }
+    }
+
+    /// Flush every `every` until `stop` turns true, and once more then.
+    pub async fn flush_periodically(
+        self: Arc<Self>,
+        store: Store,
+        every: Duration,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let stopping = tokio::select! {
+                _ = tokio::time::sleep(every) => false,
+                changed = stop.changed() => changed.is_err() || *stop.borrow(),
+            };
+            if let Err(e) = self.flush(&store).await {
+                tracing::warn!(error = %e, "cannot store the webhook counts; keeping them for the next try");
+            }
+            if stopping {
+                return;
+            }
+        }
+    }
+
+    /// Move what was counted to the database; on failure it is put back for the next flush.
+    pub async fn flush(&self, store: &Store) -> Result<(), crate::store::StoreError> {
+        let taken: Vec<(i64, String, i64)> = match self.counts.lock() {
+            Ok(mut counts) => counts
+                .drain()
+                .map(|((hour, outcome), n)| (hour, outcome.into_owned(), n))
+                .collect(),
+            Err(_) => return Ok(()),
+        };
+        if let Err(e) = store.add_webhook_stats(&taken).await {
+            if let Ok(mut counts) = self.counts.lock() {
+                for (hour, outcome, n) in taken {
+                    *counts.entry((hour, outcome.into())).or_default() += n;
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ use crate::stripe_api::{
 
 /// `sync_state` name of the cursor.
 const CURSOR: &str = "reconcile.events_created";
+/// `sync_state` name of the last periodic run's result (JSON: `at_ms`, `ok`, `report` or
+/// `error`).
+pub const LAST_RUN: &str = "reconcile.last_run";
 /// How far before the cursor each run starts again.
 const CURSOR_OVERLAP_SECS: i64 = 300;
 
@@ -115,6 +118,21 @@ impl Reconciler {
         Ok(report)
     }
 
+    /// Keep what the run found (or why it failed) under [`LAST_RUN`], for the console.
+    async fn record_run(&self, result: &Result<ReconcileReport, ReconcileError>) {
+        let value = match result {
+            Ok(report) => serde_json::json!({"at_ms": now_ms(), "ok": true, "report": report}),
+            Err(e) => serde_json::json!({"at_ms": now_ms(), "ok": false, "error": e.to_string()}),
+        };
+        if let Err(e) = self
+            .store
+            .sync_state_set(LAST_RUN, &value.to_string())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record the reconciliation run");
+        }
+    }
+
     /// The stored cursor (unix seconds), if a run has completed before.
     pub async fn cursor(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
@@ -136,7 +154,9 @@ impl Reconciler {
             if *shutdown.borrow() {
                 return;
             }
-            match self.run_once(since).await {
+            let result = self.run_once(since).await;
+            self.record_run(&result).await;
+            match result {
                 // Nobody looks at a number that is always zero, so a non-zero one is loud:
                 // every such event is a webhook Stripe could not deliver to us.
                 Ok(report) if report.ingested_new > 0 => tracing::warn!(

@@ -1,7 +1,7 @@
 //! A small typed client for the part of the Stripe API idverdict calls: Identity
-//! VerificationSessions (create, retrieve, cancel, redact, list) and the events list used by
-//! reconciliation. It talks to real Stripe or to the emulator (`STRIPE_API_BASE`), which
-//! implements the same API.
+//! VerificationSessions (create, retrieve, cancel, redact, list), the events list used by
+//! reconciliation, and for the console verification reports and FileLinks. It talks to real
+//! Stripe or to the emulator (`STRIPE_API_BASE`), which implements the same API.
 //!
 //! Conventions it follows, because Stripe's own SDKs do:
 //! - form bodies with bracketed keys (`metadata[k]=v`, `options[document][allowed_types][]=…`);
@@ -159,6 +159,103 @@ impl CreateSession {
     }
 }
 
+/// A verification report, as far as the console shows it: per check its status and error,
+/// the document's type and issuing country, and the ids of the images.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VerificationReport {
+    pub id: String,
+    pub created: i64,
+    #[serde(rename = "type", default)]
+    pub report_type: Option<String>,
+    #[serde(default)]
+    pub document: Option<DocumentCheck>,
+    #[serde(default)]
+    pub id_number: Option<IdNumberCheck>,
+    #[serde(default)]
+    pub selfie: Option<SelfieCheck>,
+    #[serde(default)]
+    pub email: Option<BasicCheck>,
+    #[serde(default)]
+    pub phone: Option<BasicCheck>,
+}
+
+/// A failed check's error.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CheckError {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DocumentCheck {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub error: Option<CheckError>,
+    #[serde(rename = "type", default)]
+    pub document_type: Option<String>,
+    #[serde(default)]
+    pub issuing_country: Option<String>,
+    /// File ids of the front and back images.
+    #[serde(default)]
+    pub files: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdNumberCheck {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub error: Option<CheckError>,
+    #[serde(default)]
+    pub id_number_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SelfieCheck {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub error: Option<CheckError>,
+    /// File id of the document image the face was compared with.
+    #[serde(default)]
+    pub document: Option<String>,
+    /// File id of the selfie.
+    #[serde(default)]
+    pub selfie: Option<String>,
+}
+
+/// The email and phone checks: status and error only.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BasicCheck {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub error: Option<CheckError>,
+}
+
+/// A FileLink. Its `url` shows the file to anyone until it expires: `Debug` hides it.
+#[derive(Clone, Deserialize)]
+pub struct FileLink {
+    pub id: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+impl fmt::Debug for FileLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileLink")
+            .field("id", &self.id)
+            .field("url", &self.url.as_ref().map(|_| "[hidden]"))
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
 /// One page of a Stripe list (newest first).
 #[derive(Debug, Clone)]
 pub struct Page<T> {
@@ -258,7 +355,7 @@ impl StripeClient {
         &self.base
     }
 
-    /// Whether the key may read sensitive verified outputs (`rk_…`).
+    /// Whether the key may read sensitive verified outputs and identity images (`rk_…`).
     pub fn has_restricted_key(&self) -> bool {
         self.key.is_restricted()
     }
@@ -393,6 +490,48 @@ impl StripeClient {
         Ok(Page {
             data,
             has_more: page.has_more,
+        })
+    }
+
+    /// `GET /v1/identity/verification_reports/{id}`: the checks of one submission. Only the
+    /// statuses, errors, document type and country and the image file ids are read; the
+    /// person's details in the answer are never deserialised.
+    pub async fn retrieve_verification_report(
+        &self,
+        id: &str,
+    ) -> Result<VerificationReport, StripeApiError> {
+        let id: String = url::form_urlencoded::byte_serialize(id.as_bytes()).collect();
+        let v = self
+            .send(
+                Method::Get,
+                &format!("/v1/identity/verification_reports/{id}"),
+                &[],
+                None,
+            )
+            .await?;
+        serde_json::from_value(v).map_err(|e| StripeApiError::Decode {
+            status: 200,
+            reason: format!("not a verification report: {e}"),
+        })
+    }
+
+    /// `POST /v1/file_links`: a public link to a file until `expires_at` (unix seconds).
+    /// Identity images need a restricted key and an expiry at most 30 seconds away.
+    pub async fn create_file_link(
+        &self,
+        file: &str,
+        expires_at: i64,
+    ) -> Result<FileLink, StripeApiError> {
+        let form = [
+            ("file".to_string(), file.to_string()),
+            ("expires_at".to_string(), expires_at.to_string()),
+        ];
+        let v = self
+            .send(Method::Post, "/v1/file_links", &form, None)
+            .await?;
+        serde_json::from_value(v).map_err(|e| StripeApiError::Decode {
+            status: 200,
+            reason: format!("not a file link: {e}"),
         })
     }
 

@@ -383,6 +383,104 @@ async fn a_failing_callback_url_is_paused_then_resumed_with_nothing_lost(backend
 }
 both_backends!(a_failing_callback_url_is_paused_then_resumed_with_nothing_lost);
 
+/// The console lists a paused URL on its reactions page; only an admin may enable it there
+/// (a viewer sees no button and is refused), and the audit log records who did.
+async fn an_admin_enables_a_paused_url_in_the_console(backend: Backend) {
+    use common::console::{add_operator, Console};
+    use idverdict::decide::access::Role;
+    let db = TestDb::new(backend).await;
+    let (addr, receiver) = Receiver::start(500).await;
+    let url = format!("http://{addr}/cb");
+    let app = TestApp::start(&config_with(
+        &db,
+        &[SECRET],
+        &[
+            ("IDVERDICT_CALLBACK_URLS", url.as_str()),
+            ("IDVERDICT_CALLBACK_SECRETS", CALLBACK_SECRET),
+            ("IDVERDICT_ALLOW_PRIVATE_TARGETS", "on"),
+            ("IDVERDICT_CALLBACK_PAUSE_AFTER", "300ms"),
+            ("IDVERDICT_RETRY_SCHEDULE", &["100ms"; 30].join(",")),
+        ],
+    ))
+    .await;
+    let store = db.store().await;
+    add_operator(&store, "ada@example.com", Role::Admin).await;
+    add_operator(&store, "vic@example.com", Role::Viewer).await;
+    let body = event(
+        idverdict::synth::Kind::Verified,
+        "vs_console1",
+        "user_console",
+        now(),
+    );
+    assert_eq!(app.deliver_signed(&body).await.0, 200);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let t = store.callback_targets(&[url.clone()]).await.unwrap();
+        if t[0].state == TargetState::Paused {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never paused: {t:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let base = app.url("");
+    let mut vic = Console::logged_in(&base, "vic@example.com").await;
+    let page = vic.get("/console/reactions").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(&url) && page.body.contains("paused"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("/console/reactions/targets/enable"));
+    let token = page.csrf();
+    let refused = vic
+        .post(
+            "/console/reactions/targets/enable",
+            &[("url", url.as_str()), ("csrf_token", token.as_str())],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        store.callback_targets(&[url.clone()]).await.unwrap()[0].state,
+        TargetState::Paused
+    );
+
+    receiver.status.store(200, Ordering::SeqCst);
+    let mut ada = Console::logged_in(&base, "ada@example.com").await;
+    let page = ada.get("/console/reactions").await;
+    assert!(
+        page.body.contains("/console/reactions/targets/enable"),
+        "{}",
+        page.body
+    );
+    let token = page.csrf();
+    let done = ada
+        .post(
+            "/console/reactions/targets/enable",
+            &[("url", url.as_str()), ("csrf_token", token.as_str())],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    // What waited goes out now that the URL answers 200.
+    loop {
+        let t = store.callback_targets(&[url.clone()]).await.unwrap();
+        if t[0].state == TargetState::Healthy && t[0].waiting == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not delivered after enabling: {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let audit = store.audit_page(None, Some(&url), 10).await.unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].action, "target.enable");
+    assert_eq!(audit[0].operator.as_deref(), Some("ada@example.com"));
+    app.stop().await;
+}
+both_backends!(an_admin_enables_a_paused_url_in_the_console);
+
 /// `callbacks.pause_after = 0s`: a failing URL is never paused.
 #[tokio::test]
 async fn pausing_can_be_turned_off() {

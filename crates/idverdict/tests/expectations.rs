@@ -173,7 +173,10 @@ async fn verify_with(
     let mut user_json = serde_json::Value::Null;
     for _ in 0..400 {
         user_json = app.get(&format!("/v1/users/{user}")).await.1;
-        let decided = user_json["state"].as_str().is_some_and(|s| s != "pending");
+        // `none` until the first event is applied, `pending` while the checks run.
+        let decided = user_json["state"]
+            .as_str()
+            .is_some_and(|s| s != "pending" && s != "none");
         if decided {
             return user_json;
         }

@@ -224,8 +224,9 @@ async fn the_api_requires_the_token(backend: Backend) {
         let res = req.send().await.unwrap();
         assert_eq!(res.status().as_u16(), 401, "{auth:?}");
     }
-    let (status, _) = app.get("/v1/users/anyone").await;
-    assert_eq!(status, 404);
+    // With the token: someone idverdict never heard of is in state `none`.
+    let (status, body) = app.get("/v1/users/anyone").await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("none")));
     let res = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 200);
     let res = app.http.get(app.url("/readyz")).send().await.unwrap();

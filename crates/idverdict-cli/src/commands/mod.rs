@@ -1,10 +1,12 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod backup;
 pub mod dev_loop;
 pub mod emulate;
 pub mod endpoints;
 pub mod migrate;
+pub mod operators;
 pub mod reactions;
 pub mod reconcile;
 pub mod redact;

@@ -13,6 +13,7 @@
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use idverdict::clock::now_ms;
+use idverdict::react::masked_target;
 use idverdict::store::{
     CallbackTarget, Enabled, ReactionAttemptRow, ReactionFilter, ReactionRow, Redeliver, Store,
     TargetState,
@@ -115,6 +116,7 @@ async fn command(
                     state,
                     user_ref: user,
                     session_id: None,
+                    kind: None,
                     limit: Some(limit),
                 })
                 .await?;
@@ -230,16 +232,7 @@ fn public(row: &ReactionRow) -> serde_json::Value {
 }
 
 fn mask_target(row: &ReactionRow) -> String {
-    if row.kind != "email" {
-        return row.target.clone();
-    }
-    match row.target.split_once('@') {
-        Some((local, domain)) => {
-            let first: String = local.chars().take(1).collect();
-            format!("{first}***@{domain}")
-        }
-        None => row.target.clone(),
-    }
+    masked_target(&row.kind, &row.target)
 }
 
 fn print_targets(targets: &[CallbackTarget]) {

@@ -64,7 +64,7 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
 }
 
 /// `72h`, `30m`, `7d`, `45s` or plain seconds (the configuration's grammar), and not zero.
-fn parse_since(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_since(text: &str) -> Result<Duration, String> {
     match idverdict::config::parse_seconds(text)? {
         0 => Err(format!("`{}` must be a positive duration", text.trim())),
         secs => Ok(Duration::from_secs(secs)),

@@ -75,14 +75,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             config.webhook_secrets.push(dev.secret.clone().into());
         }
         // The app API's Stripe calls (session creation, reconciliation) go to the emulator too,
-        // so the whole product works offline.
+        // so the whole product works offline. A restricted key, so that the console can show
+        // the emulator's document and selfie images as it would with Stripe.
         if config.stripe.is_none() {
             config.stripe = Some(
-                idverdict::stripe_api::StripeSettings::new(
-                    super::dev_loop::DEV_KEY,
-                    dev.base_url(),
-                )
-                .map_err(anyhow::Error::new)?,
+                idverdict::stripe_api::StripeSettings::new("rk_test_idverdict_dev", dev.base_url())
+                    .map_err(anyhow::Error::new)?,
             );
         }
         Some(dev)
@@ -125,6 +123,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(token) = &generated.api_token {
         println!("Your development API token is {token} (send it as `Authorization: Bearer …`)");
+    }
+    if config.console.enabled {
+        let console = super::dev_loop::webhook_url(addr, "/console");
+        match &generated.console_login {
+            Some((email, password)) => println!(
+                "Operator console on {console} (log in as {email} with password {password})"
+            ),
+            None => println!("Operator console on {console}"),
+        }
     }
     if let Some(dev) = &dev_loop {
         print_how_to(dev, addr, generated.api_token.as_deref());

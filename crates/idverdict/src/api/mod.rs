@@ -4,7 +4,7 @@
 mod auth;
 pub mod error;
 mod health;
-mod reviews;
+pub(crate) mod reviews;
 mod sessions;
 mod targets;
 mod user_sessions;
@@ -21,6 +21,7 @@ use crate::app::AppState;
 pub fn app_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/verification_sessions/{id}", get(sessions::get_session))
+        .route("/v1/users", get(users::list_users))
         .route("/v1/users/{user_ref}", get(users::get_user))
         .route("/v1/reviews", get(reviews::queue))
         .route("/v1/reviews/{user_ref}", post(reviews::submit))

@@ -12,7 +12,7 @@ use super::sessions::{last_error_json, session_json};
 use super::users::unknown_user;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
-use crate::decide::ReviewAction;
+use crate::decide::{ReviewAction, UserRecord};
 use crate::processor::{apply_review, ReviewError};
 
 #[derive(Debug, Deserialize)]
@@ -64,35 +64,7 @@ pub async fn submit(
         ));
     };
     let reviewer = body.reviewer.trim();
-    if reviewer.is_empty() || reviewer.len() > 200 {
-        return Err(ApiError::bad_request(
-            "invalid_reviewer",
-            "`reviewer` (who decides) must be 1 to 200 characters",
-        ));
-    }
-    if body.note.as_deref().is_some_and(|n| n.len() > 2000) {
-        return Err(ApiError::bad_request(
-            "invalid_note",
-            "`note` must be at most 2000 characters",
-        ));
-    }
-    let user = apply_review(
-        &state.store,
-        &state.policy,
-        &state.reactions,
-        &user_ref,
-        action,
-        reviewer,
-        body.note.as_deref(),
-    )
-    .await
-    .map_err(|e| match e {
-        ReviewError::UnknownUser => unknown_user(),
-        ReviewError::NotReviewable(_) | ReviewError::VerifiedSessionHeld => {
-            ApiError::conflict("not_reviewable", e.to_string())
-        }
-        ReviewError::Store(e) => ApiError::from(e),
-    })?;
+    let user = record_review(&state, &user_ref, action, reviewer, body.note.as_deref()).await?;
     Ok(Json(json!({
         "client_reference_id": user.user_ref,
         "state": user.view.state,
@@ -101,4 +73,44 @@ pub async fn submit(
         "attempts_allowed": user.view.attempts_allowed,
         "review": {"action": action.as_str(), "reviewer": reviewer, "note": body.note},
     })))
+}
+
+/// The one review path, for the API and the console alike: check who and the note, record the
+/// review, change the user's state and put the decision's reactions in the outbox.
+pub async fn record_review(
+    state: &AppState,
+    user_ref: &str,
+    action: ReviewAction,
+    reviewer: &str,
+    note: Option<&str>,
+) -> Result<UserRecord, ApiError> {
+    if reviewer.is_empty() || reviewer.len() > 200 {
+        return Err(ApiError::bad_request(
+            "invalid_reviewer",
+            "`reviewer` (who decides) must be 1 to 200 characters",
+        ));
+    }
+    if note.is_some_and(|n| n.len() > 2000) {
+        return Err(ApiError::bad_request(
+            "invalid_note",
+            "`note` must be at most 2000 characters",
+        ));
+    }
+    apply_review(
+        &state.store,
+        &state.policy,
+        &state.reactions,
+        user_ref,
+        action,
+        reviewer,
+        note,
+    )
+    .await
+    .map_err(|e| match e {
+        ReviewError::UnknownUser => unknown_user(),
+        ReviewError::NotReviewable(_) | ReviewError::VerifiedSessionHeld => {
+            ApiError::conflict("not_reviewable", e.to_string())
+        }
+        ReviewError::Store(e) => ApiError::from(e),
+    })
 }

@@ -13,6 +13,7 @@
 //! Everything is validated once, at start-up, and every error names the TOML key and the
 //! environment variable. Secrets are [`SecretString`]s: `Debug` cannot show them.
 
+pub mod console;
 pub mod docs;
 pub mod parse;
 mod raw;
@@ -30,6 +31,7 @@ use std::time::Duration;
 /// The secret type of every credential setting, and the trait that reads one on purpose.
 pub use secrecy::{ExposeSecret, SecretString};
 
+pub use console::ConsoleConfig;
 pub use parse::{parse_bool, parse_duration, parse_seconds};
 pub use reactions::{
     decode_secret, generate_callback_secret, CallbackConfig, DeliveryConfig, EmailConfig,
@@ -72,13 +74,28 @@ pub struct Config {
     pub reactions: ReactConfig,
     /// The Stripe API (`[stripe]`): session creation, reconciliation. `None` without a key.
     pub stripe: Option<StripeSettings>,
+    /// The operator console (`[console]`).
+    pub console: ConsoleConfig,
     /// Where `serve`'s embedded emulator listens in dev mode (`None`: the usual port if free).
     pub emulator_listen: Option<String>,
     /// `serve` does not start the embedded emulator even in dev mode.
     pub no_emulator: bool,
     /// True when the secret and token were generated for local development.
     pub dev_mode: bool,
+    /// In dev mode, the console's development admin (created once, password in the data
+    /// directory).
+    pub dev_operator: Option<DevOperator>,
 }
+
+/// The development console login.
+#[derive(Debug, Clone)]
+pub struct DevOperator {
+    pub email: String,
+    pub password: SecretString,
+}
+
+/// The development admin's login.
+pub const DEV_OPERATOR_EMAIL: &str = "admin@localhost";
 
 impl std::fmt::Debug for Config {
     // Hand-written for the database URL, which may carry a password; secrets are
@@ -102,9 +119,11 @@ impl std::fmt::Debug for Config {
             .field("policy", &self.policy)
             .field("reactions", &self.reactions)
             .field("stripe", &self.stripe)
+            .field("console", &self.console)
             .field("emulator_listen", &self.emulator_listen)
             .field("no_emulator", &self.no_emulator)
             .field("dev_mode", &self.dev_mode)
+            .field("dev_operator", &self.dev_operator)
             .finish()
     }
 }
@@ -217,6 +236,9 @@ impl Config {
             format!("idv_dev_{}", random_token(32))
         })
         .map_err(failed)?;
+        let console_password =
+            read_or_create(&dir.join("dev-console-password"), || random_token(20))
+                .map_err(failed)?;
         if self.expectations_key.is_none() {
             let key = read_or_create(&dir.join("dev-expectations-key"), || random_token(48))
                 .map_err(failed)?;
@@ -224,9 +246,14 @@ impl Config {
         }
         self.webhook_secrets = vec![SecretString::from(secret.clone())];
         self.api_token = Some(SecretString::from(token.clone()));
+        self.dev_operator = Some(DevOperator {
+            email: DEV_OPERATOR_EMAIL.to_string(),
+            password: SecretString::from(console_password.clone()),
+        });
         Ok(DevCredentials {
             webhook_secret: Some(secret),
             api_token: Some(token),
+            console_login: Some((DEV_OPERATOR_EMAIL.to_string(), console_password)),
         })
     }
 }
@@ -373,6 +400,7 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
     };
     reactions.validate()?;
     let stripe = raw.stripe.resolve()?;
+    let console = raw.console.resolve()?;
 
     // With neither a secret nor a token configured this is a first run on a laptop: the
     // embedded defaults generate both. With either configured, nothing is generated and a
@@ -403,9 +431,11 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         policy,
         reactions,
         stripe,
+        console,
         emulator_listen: raw.emulator_listen,
         no_emulator: raw.no_emulator,
         dev_mode,
+        dev_operator: None,
     })
 }
 
@@ -414,6 +444,8 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
 pub struct DevCredentials {
     pub webhook_secret: Option<String>,
     pub api_token: Option<String>,
+    /// The console's development admin: email and password.
+    pub console_login: Option<(String, String)>,
 }
 
 /// The development webhook secret a local `serve` would use, for `idverdict trigger`.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+use super::console::ConsoleTable;
 use super::parse;
 use super::reactions::{CallbackConfig, DeliveryConfig, EmailConfig, NatsConfig};
 use super::stripe::StripeTable;
@@ -49,6 +50,7 @@ pub(crate) struct RawConfig {
     pub stripe: StripeTable,
     /// The policy's own schema, validated by `decide::Policy::from_toml`.
     pub policy: Option<PolicyTable>,
+    pub console: ConsoleTable,
 
     /// The embedded emulator of `serve` in dev mode: environment (and flags) only.
     #[serde(skip)]
@@ -80,6 +82,7 @@ impl Default for RawConfig {
             delivery: DeliveryConfig::default(),
             stripe: StripeTable::default(),
             policy: None,
+            console: ConsoleTable::default(),
             emulator_listen: None,
             no_emulator: false,
         }

@@ -254,6 +254,36 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         ("IDVERDICT_MAX_ATTEMPTS", s("5"), |c| {
             c.policy.max_attempts == 5
         }),
+        ("IDVERDICT_CONSOLE", s("off"), |c| !c.console.enabled),
+        ("IDVERDICT_CONSOLE_SESSION_IDLE_SECS", s("10m"), |c| {
+            c.console.session_idle == Duration::from_secs(600)
+        }),
+        ("IDVERDICT_CONSOLE_SESSION_MAX_SECS", s("1d"), |c| {
+            c.console.session_max == Duration::from_secs(86400)
+        }),
+        ("IDVERDICT_CONSOLE_LOGIN_SLOW_AFTER", s("1"), |c| {
+            c.console.login_slow_after == 1
+        }),
+        ("IDVERDICT_CONSOLE_LOGIN_LOCK_AFTER", s("5"), |c| {
+            c.console.login_lock_after == 5
+        }),
+        ("IDVERDICT_CONSOLE_LOGIN_LOCK_SECS", s("1h"), |c| {
+            c.console.login_lock == Duration::from_secs(3600)
+        }),
+        ("IDVERDICT_CONSOLE_CLAIM_SECS", s("5m"), |c| {
+            c.console.claim == Duration::from_secs(300)
+        }),
+        (
+            "IDVERDICT_CONSOLE_REVIEW_REASONS",
+            s("looks fine, looks fake"),
+            |c| c.console.review_reasons == ["looks fine", "looks fake"],
+        ),
+        (
+            "IDVERDICT_CONSOLE_TRUSTED_PROXIES",
+            s("10.0.0.1, ::1"),
+            |c| c.console.trusted_proxies.len() == 2,
+        ),
+        ("IDVERDICT_CONSOLE_IMAGES", s("no"), |c| !c.console.images),
     ]
 }
 

@@ -13,9 +13,11 @@
 //! - [`expectations`]: what the app expects of the verified person (digests and rules), and
 //!   the comparison with what Stripe verified.
 //! - [`creation`]: whether the app may get a session for a user, and which.
+//! - [`access`]: the console's roles and the login throttle.
 //! - [`next_step`] and [`policy`]: what each `last_error.code` leads to, and the operator's
 //!   overrides, attempt limit and exhaustion.
 
+pub mod access;
 pub mod attempts;
 pub mod batch;
 pub mod creation;

@@ -16,8 +16,8 @@ use stripe_webhook::{SignatureError, WebhookError};
 use super::CommitError;
 use crate::api::ApiError;
 use crate::app::AppState;
+use crate::clock;
 use crate::store::{NewEvent, Receipt};
-use crate::{clock, metrics};
 
 pub async fn receive(
     State(state): State<AppState>,
@@ -26,7 +26,7 @@ pub async fn receive(
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            metrics::webhook_rejected("payload_too_large");
+            state.metrics.webhook_rejected("payload_too_large");
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
@@ -36,7 +36,7 @@ pub async fn receive(
                 ),
             )
         } else {
-            metrics::webhook_rejected("unreadable_body");
+            state.metrics.webhook_rejected("unreadable_body");
             ApiError::new(
                 rejection.status(),
                 "unreadable_body",
@@ -49,7 +49,7 @@ pub async fn receive(
         Some(Ok(text)) => Some(text),
         // Non-ASCII bytes cannot be a valid signature header.
         Some(Err(_)) => {
-            metrics::webhook_rejected("malformed_signature_header");
+            state.metrics.webhook_rejected("malformed_signature_header");
             return Err(ApiError::bad_request(
                 "malformed_signature_header",
                 "the Stripe-Signature header is not valid ASCII",
@@ -61,7 +61,7 @@ pub async fn receive(
         .verifier
         .construct_event(&body, header, clock::now_secs())
         .map_err(|e| {
-            metrics::webhook_rejected(e.code());
+            state.metrics.webhook_rejected(e.code());
             if matches!(
                 e,
                 WebhookError::Signature(SignatureError::NoMatchingSignature)
@@ -76,7 +76,7 @@ pub async fn receive(
     match state.committer.submit(new).await {
         Ok(receipt) => {
             let duplicate = receipt == Receipt::Duplicate;
-            metrics::webhook_accepted(duplicate);
+            state.metrics.webhook_accepted(duplicate);
             state.signatures.accepted();
             tracing::debug!(event = %event.id, duplicate, "webhook event stored");
             Ok(Json(json!({"received": true, "duplicate": duplicate})))
@@ -86,7 +86,7 @@ pub async fn receive(
             "the receiver is shutting down; retry later",
         )),
         Err(CommitError::Storage(_)) => {
-            metrics::webhook_storage_failed();
+            state.metrics.webhook_storage_failed();
             Err(ApiError::unavailable(
                 "storage_unavailable",
                 "the event could not be stored; retry later",

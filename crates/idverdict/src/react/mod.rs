@@ -28,7 +28,9 @@ use std::time::Duration;
 
 pub use config::ReactConfig;
 pub use dispatcher::Dispatcher;
-pub use plan::{locale, plan, plan_for, recipient, NewReaction, ReactionKind, ReactionState};
+pub use plan::{
+    locale, masked_target, plan, plan_for, recipient, NewReaction, ReactionKind, ReactionState,
+};
 
 use crate::store::StoreError;
 

@@ -202,6 +202,21 @@ pub fn plan_for(
     out
 }
 
+/// A reaction's target as people are shown it (the console, `idverdict reactions`): email
+/// addresses masked to their first letter and domain — whose it is, the user column says.
+pub fn masked_target(kind: &str, target: &str) -> String {
+    if kind != ReactionKind::Email.as_str() {
+        return target.to_string();
+    }
+    match target.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => target.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //! ours) so that both backends compare them the same way.
 
 mod apply;
+mod console;
 mod events;
 mod expectations;
 pub mod notify;
@@ -18,6 +19,9 @@ mod targets;
 mod users;
 
 pub use apply::Tx;
+pub use console::{
+    AuditRow, ClaimOutcome, ClaimRow, ConsoleSession, NewAudit, NoteRow, Operator, UserFilter,
+};
 pub use events::{ClaimedEvent, NewEvent, Receipt};
 pub use expectations::{CheckRow, DueCheck};
 pub use open::OpenError;

@@ -117,6 +117,8 @@ pub struct ReactionFilter {
     pub state: Option<String>,
     pub user_ref: Option<String>,
     pub session_id: Option<String>,
+    /// `callback`, `email` or `nats`.
+    pub kind: Option<String>,
     pub limit: Option<i64>,
 }
 
@@ -387,6 +389,7 @@ impl Store {
             ("state", &filter.state),
             ("user_ref", &filter.user_ref),
             ("session_id", &filter.session_id),
+            ("kind", &filter.kind),
         ] {
             if let Some(v) = value {
                 binds.push(v.clone());

@@ -1,4 +1,5 @@
-//! The `sync_state` table: small named values kept between runs (the reconciliation cursor).
+//! The `sync_state` table: small named values kept between runs (the reconciliation cursor
+//! and the last run's result).
 
 use sqlx::Row;
 
@@ -37,6 +38,25 @@ impl Store {
         sqlx::query(&sql)
             .bind(name)
             .bind(value.to_string())
+            .bind(crate::clock::now_ms())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Store `value` under `name`, replacing what was there.
+    pub async fn sync_state_set(&self, name: &str, value: &str) -> Result<(), StoreError> {
+        let p = |i| self.backend.param(i);
+        let sql = format!(
+            "INSERT INTO sync_state (name, value, updated_at) VALUES ({}, {}, {}) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            p(1),
+            p(2),
+            p(3)
+        );
+        sqlx::query(&sql)
+            .bind(name)
+            .bind(value)
             .bind(crate::clock::now_ms())
             .execute(&self.write)
             .await?;

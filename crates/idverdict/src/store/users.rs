@@ -34,7 +34,7 @@ pub struct ReviewRow {
     pub reviewed_at_ms: i64,
 }
 
-const USER_COLUMNS: &str =
+pub(super) const USER_COLUMNS: &str =
     "user_ref, state, attempts_used, attempts_allowed, current_session, error_code, next_step, \
      state_since, review_action, review_session, review_attempts, updated_at, why, review_by, \
      review_at";
@@ -200,7 +200,7 @@ impl Store {
     }
 }
 
-fn user_from_row(r: &AnyRow) -> Result<UserRecord, StoreError> {
+pub(super) fn user_from_row(r: &AnyRow) -> Result<UserRecord, StoreError> {
     let state: String = r.try_get("state")?;
     let error_code: Option<String> = r.try_get("error_code")?;
     let next_step: Option<String> = r.try_get("next_step")?;

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 pub const SECRET: &str = "whsec_test_secret_for_idverdict";
 pub const TOKEN: &str = "test-api-token-0123456789";
 
+pub mod console;
 pub mod smtp;
 
 #[allow(unused_imports)]
