@@ -415,7 +415,10 @@ async fn an_admin_enables_a_paused_url_in_the_console(backend: Backend) {
     assert_eq!(app.deliver_signed(&body).await.0, 200);
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let t = store.callback_targets(&[url.clone()]).await.unwrap();
+        let t = store
+            .callback_targets(std::slice::from_ref(&url))
+            .await
+            .unwrap();
         if t[0].state == TargetState::Paused {
             break;
         }
@@ -441,7 +444,11 @@ async fn an_admin_enables_a_paused_url_in_the_console(backend: Backend) {
         .await;
     assert_eq!(refused.status, 403);
     assert_eq!(
-        store.callback_targets(&[url.clone()]).await.unwrap()[0].state,
+        store
+            .callback_targets(std::slice::from_ref(&url))
+            .await
+            .unwrap()[0]
+            .state,
         TargetState::Paused
     );
 
@@ -463,7 +470,10 @@ async fn an_admin_enables_a_paused_url_in_the_console(backend: Backend) {
     assert_eq!(done.status, 303, "{}", done.body);
     // What waited goes out now that the URL answers 200.
     loop {
-        let t = store.callback_targets(&[url.clone()]).await.unwrap();
+        let t = store
+            .callback_targets(std::slice::from_ref(&url))
+            .await
+            .unwrap();
         if t[0].state == TargetState::Healthy && t[0].waiting == 0 {
             break;
         }
