@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::post;
 use axum::Router;
 use secrecy::ExposeSecret;
@@ -50,8 +52,6 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
     #[error("cannot set up the Stripe API client: {0}")]
     Stripe(#[from] crate::stripe_api::StripeApiError),
     #[error("cannot start the reactions dispatcher: {0}")]
@@ -68,6 +68,7 @@ pub struct App {
     dispatcher: crate::react::Dispatcher,
     /// Periodic reconciliation with Stripe's events list: (job, interval, look-back).
     reconciler: Option<(crate::reconcile::Reconciler, Duration, Duration)>,
+    limits: crate::connections::Limits,
 }
 
 impl App {
@@ -124,6 +125,21 @@ impl App {
             body_limit: config.body_limit_bytes,
         };
         let router = router(state, config);
+        let fd_limit = crate::connections::raise_fd_limit();
+        let limits = crate::connections::Limits {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(config.keepalive_timeout_secs),
+            max_connections: crate::connections::max_connections(
+                config.max_connections,
+                fd_limit,
+                config.reactions.delivery.workers,
+            ),
+        };
+        tracing::debug!(
+            ?fd_limit,
+            max_connections = limits.max_connections,
+            "connection limits"
+        );
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -140,6 +156,7 @@ impl App {
                 .with_stripe(stripe.clone()),
             dispatcher,
             reconciler,
+            limits,
         })
     }
 
@@ -159,9 +176,7 @@ impl App {
             tokio::spawn(job.run_periodically(every, since, processor_stopped.clone()))
         });
         let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        crate::connections::serve(self.listener, self.router, self.limits, shutdown).await;
         // The router (and with it every Committer handle) is gone: the committer drains its
         // queue and ends.
         let _ = self.committer_task.await;
@@ -172,11 +187,12 @@ impl App {
             let _ = reconcile.await;
         }
         self.store.close().await;
-        served.map_err(StartError::Serve)
+        Ok(())
     }
 }
 
 fn router(state: AppState, config: &Config) -> Router {
+    let body_limit = config.body_limit_bytes;
     let webhook = Router::new()
         .route(&config.webhook_path, post(webhook::receive))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes));
@@ -185,10 +201,32 @@ fn router(state: AppState, config: &Config) -> Router {
         .merge(crate::api::app_routes(state.clone()))
         .merge(crate::api::ops_routes())
         .fallback(|| async { webhook::error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| refuse_oversized(body_limit, request, next),
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(config.request_timeout_secs),
         ))
         .layer(CatchPanicLayer::new())
         .with_state(state)
+}
+
+/// A body declared larger than the limit is refused before a byte of it is read: a client
+/// that sent `Expect: 100-continue` gets the 413 instead of the go-ahead, and nobody uploads
+/// megabytes only to be told they were too many.
+async fn refuse_oversized(limit: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return webhook::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("the body is larger than the limit of {limit} bytes"),
+        );
+    }
+    next.run(request).await
 }

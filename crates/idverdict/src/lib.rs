@@ -12,6 +12,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod connections;
 pub mod decide;
 pub mod fetch_latest;
 pub mod ingest;

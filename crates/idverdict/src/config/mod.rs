@@ -54,6 +54,13 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Per-request deadline; slow clients (e.g. a body trickling in) are cut off.
     pub request_timeout_secs: u64,
+    /// A request head must be complete within this of the connection opening (or of its
+    /// first byte after an idle spell).
+    pub header_read_timeout_secs: u64,
+    /// An idle keep-alive connection is closed after this.
+    pub keepalive_timeout_secs: u64,
+    /// Open connections at most; `None` = derived from the open-file limit at start-up.
+    pub max_connections: Option<u64>,
     /// The decision policy (`[policy]`).
     pub policy: crate::decide::Policy,
     /// Where decisions go: `[callbacks]`, `[email]`, `[nats]`, `[delivery]`.
@@ -84,6 +91,9 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
             .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("keepalive_timeout_secs", &self.keepalive_timeout_secs)
+            .field("max_connections", &self.max_connections)
             .field("policy", &self.policy)
             .field("reactions", &self.reactions)
             .field("stripe", &self.stripe)
@@ -259,8 +269,20 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
             "must be between 1024 and 67108864".into(),
         );
     }
-    if raw.request_timeout_secs == 0 {
-        return invalid("request_timeout_secs", "must be at least 1".into());
+    for (key, secs) in [
+        ("request_timeout_secs", raw.request_timeout_secs),
+        ("header_read_timeout_secs", raw.header_read_timeout_secs),
+        ("keepalive_timeout_secs", raw.keepalive_timeout_secs),
+    ] {
+        if secs == 0 {
+            return invalid(key, "must be at least 1".into());
+        }
+    }
+    if raw
+        .max_connections
+        .is_some_and(|n| !(1..=65536).contains(&n))
+    {
+        return invalid("max_connections", "must be between 1 and 65536".into());
     }
 
     let policy = crate::decide::Policy::from_toml(raw.policy.as_ref())
@@ -314,6 +336,9 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         data_dir: raw.data_dir,
         log_format: raw.log_format,
         request_timeout_secs: raw.request_timeout_secs,
+        header_read_timeout_secs: raw.header_read_timeout_secs,
+        keepalive_timeout_secs: raw.keepalive_timeout_secs,
+        max_connections: raw.max_connections,
         policy,
         reactions,
         stripe,

@@ -122,6 +122,15 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         ("IDVERDICT_REQUEST_TIMEOUT_SECS", s("1m"), |c| {
             c.request_timeout_secs == 60
         }),
+        ("IDVERDICT_HEADER_READ_TIMEOUT_SECS", s("3"), |c| {
+            c.header_read_timeout_secs == 3
+        }),
+        ("IDVERDICT_KEEPALIVE_TIMEOUT_SECS", s("2m"), |c| {
+            c.keepalive_timeout_secs == 120
+        }),
+        ("IDVERDICT_MAX_CONNECTIONS", s("500"), |c| {
+            c.max_connections == Some(500)
+        }),
         ("IDVERDICT_API_TOKEN", s("another-token-0123456789"), |c| {
             c.api_token.as_ref().unwrap().expose_secret() == "another-token-0123456789"
         }),
@@ -470,6 +479,18 @@ fn errors_name_the_key_and_the_variable() {
         (
             &[("IDVERDICT_REQUEST_TIMEOUT_SECS", "0")],
             "`request_timeout_secs` (IDVERDICT_REQUEST_TIMEOUT_SECS)",
+        ),
+        (
+            &[("IDVERDICT_HEADER_READ_TIMEOUT_SECS", "0")],
+            "`header_read_timeout_secs` (IDVERDICT_HEADER_READ_TIMEOUT_SECS)",
+        ),
+        (
+            &[("IDVERDICT_KEEPALIVE_TIMEOUT_SECS", "0")],
+            "`keepalive_timeout_secs` (IDVERDICT_KEEPALIVE_TIMEOUT_SECS)",
+        ),
+        (
+            &[("IDVERDICT_MAX_CONNECTIONS", "0")],
+            "`max_connections` (IDVERDICT_MAX_CONNECTIONS)",
         ),
         (
             &[("IDVERDICT_NO_EMULATOR", "perhaps")],
