@@ -175,6 +175,10 @@ impl App {
         let reconcile = self.reconciler.map(|(job, every, since)| {
             tokio::spawn(job.run_periodically(every, since, processor_stopped.clone()))
         });
+        let scrubber = tokio::spawn(crate::store::scrub::run(
+            self.store.clone(),
+            processor_stopped.clone(),
+        ));
         let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
         crate::connections::serve(self.listener, self.router, self.limits, shutdown).await;
         // The router (and with it every Committer handle) is gone: the committer drains its
@@ -183,6 +187,7 @@ impl App {
         let _ = stop_processor.send(true);
         let _ = processor.await;
         let _ = dispatcher.await;
+        let _ = scrubber.await;
         if let Some(reconcile) = reconcile {
             let _ = reconcile.await;
         }

@@ -17,6 +17,7 @@ pub mod decide;
 pub mod fetch_latest;
 pub mod ingest;
 pub mod metrics;
+pub mod owner_only;
 pub mod processor;
 pub mod react;
 pub mod reconcile;

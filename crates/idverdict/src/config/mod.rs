@@ -199,7 +199,7 @@ impl Config {
             path: dir.clone(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(failed)?;
+        crate::owner_only::create_dir(&dir).map_err(failed)?;
         if !self.dev_mode {
             return Ok(DevCredentials::default());
         }
@@ -368,25 +368,10 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> std::io::Result
         Ok(existing) if !existing.trim().is_empty() => Ok(existing.trim().to_string()),
         Ok(_) | Err(_) => {
             let value = make();
-            write_private(path, &value)?;
+            crate::owner_only::write_file(path, &value)?;
             Ok(value)
         }
     }
-}
-
-/// Write a file readable by the owner only: it holds a credential.
-fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(value.as_bytes())?;
-    file.sync_all()
 }
 
 /// A random alphanumeric string from the OS-seeded CSPRNG.

@@ -8,6 +8,7 @@
 mod apply;
 mod events;
 mod reactions;
+pub mod scrub;
 mod sessions;
 mod sync_state;
 mod users;
@@ -36,7 +37,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot create the database directory: {0}")]
+    #[error("cannot prepare the database file or its directory: {0}")]
     Io(#[from] std::io::Error),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
@@ -98,6 +99,8 @@ pub struct Store {
     /// same pool as `read`.
     write: AnyPool,
     read: AnyPool,
+    /// SQLite only: erasures of personal data still owed a checkpoint (see `scrub`).
+    erasures: Option<std::sync::Arc<scrub::Erasures>>,
 }
 
 impl Store {
@@ -115,6 +118,7 @@ impl Store {
                     backend,
                     write,
                     read,
+                    erasures: Some(Default::default()),
                 })
             }
             Backend::Postgres => {
@@ -128,6 +132,7 @@ impl Store {
                     backend,
                     write: pool.clone(),
                     read: pool,
+                    erasures: None,
                 })
             }
         }
@@ -162,6 +167,11 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if self.erasure_pending() {
+            if let Err(error) = self.scrub_wal().await {
+                tracing::warn!(%error, "could not checkpoint the write-ahead log after an erasure");
+            }
+        }
         self.write.close().await;
         self.read.close().await;
     }
@@ -179,9 +189,11 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL lets readers work beside the writer; synchronous=FULL makes every commit
-                // durable before we acknowledge (the group committer amortises the fsync).
+                // durable before we acknowledge (the group committer amortises the fsync);
+                // secure_delete overwrites what is deleted (redacted data) instead of leaving
+                // it in free pages.
                 conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
                 )
                 .await?;
                 Ok(())
@@ -189,17 +201,23 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
         })
 }
 
-/// Make sure the SQLite file can be created: add `mode=rwc` and create its directory.
+/// Make sure the SQLite file can be created: add `mode=rwc`, create its directory (0700) and
+/// the file itself (0600).
 fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     let path = rest.split('?').next().unwrap_or_default();
     if !path.is_empty() && path != ":memory:" {
-        if let Some(parent) = std::path::Path::new(path).parent() {
+        let path = std::path::Path::new(path);
+        if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)?;
+                crate::owner_only::create_dir(parent)?;
             }
+        }
+        // Unless the URL asks for an existing file only (`mode=ro`, `mode=rw`).
+        if !url.contains("mode=") || url.contains("mode=rwc") {
+            crate::owner_only::prepare_database_files(path)?;
         }
     }
     Ok(if url.contains("mode=") {
