@@ -10,21 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use idverdict::clock::now_secs;
 use idverdict::synth::{self, Kind, Spec};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 fn next_event(n: u64) -> Vec<u8> {
     let kinds = [Kind::Created, Kind::Processing, Kind::Verified];
     let mut spec = Spec::new(
         kinds[(n % 3) as usize],
         &format!("vs_1bench{:012}", n / 3),
-        now(),
+        now_secs(),
     );
     spec.user_ref = Some(format!("bench_user_{}", n / 3));
     // Compact, like a Stripe body without the indentation; distinct evt_ each time.
@@ -59,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
                     let mut failures = 0u64;
                     while Instant::now() < deadline {
                         let body = next_event(counter.fetch_add(1, Ordering::Relaxed));
-                        let header = stripe_webhook::sign(&body, &secret, now());
+                        let header = stripe_webhook::sign(&body, &secret, now_secs());
                         let t0 = Instant::now();
                         let ok = matches!(client.post(&url).header("Stripe-Signature", header).body(body).send().await, Ok(r) if r.status() == 200);
                         if ok { lat.push(t0.elapsed()); } else { failures += 1; }
@@ -78,7 +72,7 @@ async fn main() -> anyhow::Result<()> {
                     (client.clone(), url.clone(), secret.clone(), counter.clone());
                 tasks.push(tokio::spawn(async move {
                     let body = next_event(counter.fetch_add(1, Ordering::Relaxed));
-                    let header = stripe_webhook::sign(&body, &secret, now());
+                    let header = stripe_webhook::sign(&body, &secret, now_secs());
                     let ok = matches!(client.post(&url).header("Stripe-Signature", header).body(body).send().await, Ok(r) if r.status() == 200);
                     if ok { (vec![scheduled.elapsed()], 0) } else { (vec![], 1) }
                 }));

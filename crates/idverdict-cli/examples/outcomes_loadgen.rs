@@ -21,21 +21,15 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::StatusCode;
 use axum::routing::post;
+use idverdict::clock::now_secs;
 use idverdict::synth::{self, Kind, Spec};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 /// A `verified` event for a new session `vs_1obench{phase}{n}` of a new user.
 fn verified_event(phase: &str, n: u64) -> (String, Vec<u8>) {
     let session = format!("vs_1obench{phase}{n:010}");
-    let mut spec = Spec::new(Kind::Verified, &session, now());
+    let mut spec = Spec::new(Kind::Verified, &session, now_secs());
     spec.user_ref = Some(format!("obench_{phase}_{n}"));
-    spec.session_created = now() - 60;
+    spec.session_created = now_secs() - 60;
     (
         session,
         serde_json::to_vec(&synth::event_json(&spec)).unwrap_or_default(),
@@ -83,7 +77,7 @@ async fn send(
     secret: &str,
     body: Vec<u8>,
 ) -> Result<(), String> {
-    let header = stripe_webhook::sign(&body, secret, now());
+    let header = stripe_webhook::sign(&body, secret, now_secs());
     match client
         .post(url)
         .header("Stripe-Signature", header)

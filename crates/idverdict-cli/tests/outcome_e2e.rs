@@ -1,4 +1,4 @@
-//! The outcome engine end to end: the emulator (every chaos switch on, compressed time) is
+//! Decisions end to end: the emulator (every chaos switch on, compressed time) is
 //! Stripe; idverdict runs on SQLite and on PostgreSQL with `STRIPE_API_KEY`/`STRIPE_API_BASE`
 //! pointing at it; the app's callback endpoint fails ~30 % of requests with a 500.
 //!
@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use futures::StreamExt;
 use idverdict::config::{Config, Sources};
-use idverdict::store::Store;
+use idverdict::store::{ReactionFilter, ReactionRow, Store};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -484,6 +484,17 @@ fn unix_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Every reaction in the outbox, as `idverdict reactions list` sees them.
+async fn all_reactions(store: &Store) -> Vec<ReactionRow> {
+    store
+        .list_reactions(&ReactionFilter {
+            limit: Some(10_000),
+            ..ReactionFilter::default()
+        })
+        .await
+        .expect("list reactions")
+}
+
 fn rank(decision: &Value) -> (i64, u64, u8) {
     (
         decision["occurred_at"].as_i64().unwrap_or(0),
@@ -552,18 +563,18 @@ async fn every_user_ends_where_the_policy_says_with_each_callback_once(backend: 
     let deadline = Instant::now() + PATIENCE;
     loop {
         let (_, pending_events) = store.event_counts().await.expect("event counts");
-        let counts = store.reaction_counts().await.expect("reaction counts");
-        let undelivered: i64 = counts
+        let reactions = all_reactions(&store).await;
+        let undelivered: Vec<(&str, &str)> = reactions
             .iter()
-            .filter(|(state, _)| state != "delivered")
-            .map(|(_, n)| n)
-            .sum();
-        if pending_events == 0 && undelivered == 0 {
+            .filter(|r| r.state != "delivered")
+            .map(|r| (r.id.as_str(), r.state.as_str()))
+            .collect();
+        if pending_events == 0 && undelivered.is_empty() {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "not settled: {pending_events} events pending, reactions {counts:?}"
+            "not settled: {pending_events} events pending, reactions not delivered {undelivered:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -572,13 +583,7 @@ async fn every_user_ends_where_the_policy_says_with_each_callback_once(backend: 
         let (_, u) = serve.get(&format!("/v1/users/{user}")).await;
         assert_eq!(u["state"], *want, "{user}: {u}");
     }
-    let delivered: i64 = store
-        .reaction_counts()
-        .await
-        .expect("counts")
-        .iter()
-        .map(|(_, n)| n)
-        .sum();
+    let delivered = all_reactions(&store).await.len() as i64;
 
     {
         let r = received.lock().unwrap();

@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use secrecy::ExposeSecret;
@@ -17,8 +16,8 @@ use stripe_webhook::Verifier;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::timeout::TimeoutLayer;
 
+use crate::api::ApiError;
 use crate::config::Config;
 use crate::decide::Policy;
 use crate::ingest::{webhook, Committer, IngestLoad};
@@ -196,24 +195,31 @@ impl App {
     }
 }
 
+/// Every route, with answers in the API's error shape for what no handler answers: an
+/// unknown path (404), a known path with the wrong method (405), a request over the time
+/// limit (408) and a panicking handler (500).
 fn router(state: AppState, config: &Config) -> Router {
     let body_limit = config.body_limit_bytes;
     let webhook = Router::new()
         .route(&config.webhook_path, post(webhook::receive))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes));
+    let limit = Duration::from_secs(config.request_timeout_secs);
     Router::new()
         .merge(webhook)
         .merge(crate::api::app_routes(state.clone()))
         .merge(crate::api::ops_routes())
-        .fallback(|| async { webhook::error(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .fallback(|| async { ApiError::no_route() })
         .layer(axum::middleware::from_fn(
             move |request: Request, next: Next| refuse_oversized(body_limit, request, next),
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(config.request_timeout_secs),
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| time_limit(limit, request, next),
         ))
-        .layer(CatchPanicLayer::new())
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("a request handler panicked");
+            ApiError::internal().into_response()
+        }))
         .with_state(state)
 }
 
@@ -227,11 +233,15 @@ async fn refuse_oversized(limit: usize, request: Request, next: Next) -> Respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return webhook::error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("the body is larger than the limit of {limit} bytes"),
-        );
+        return ApiError::too_large(limit).into_response();
     }
     next.run(request).await
+}
+
+/// Abandon a request that takes longer than `limit`.
+async fn time_limit(limit: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::timed_out().into_response(),
+    }
 }

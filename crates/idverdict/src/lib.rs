@@ -11,10 +11,10 @@
 
 pub mod api;
 pub mod app;
+pub mod clock;
 pub mod config;
 pub mod connections;
 pub mod decide;
-pub mod fetch_latest;
 pub mod ingest;
 pub mod metrics;
 pub mod owner_only;

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
 
-use crate::store::{now_ms, InsertOutcome, NewEvent, Store, StoreError};
+use crate::clock::{now_ms, now_secs};
+use crate::store::{NewEvent, Receipt, Store, StoreError};
 use crate::stripe_api::{
     StripeApiError, StripeClient, IDENTITY_EVENT_TYPES, STRIPE_EVENT_RETENTION,
 };
@@ -80,7 +81,7 @@ impl Reconciler {
     /// and store the ones not seen yet. The cursor moves only after every page was stored, so
     /// a failed run is simply repeated by the next one.
     pub async fn run_once(&self, since: Duration) -> Result<ReconcileReport, ReconcileError> {
-        let now = now_ms() / 1000;
+        let now = now_secs();
         let window = since.min(STRIPE_EVENT_RETENTION).as_secs() as i64;
         let mut from = now - window;
         if let Some(cursor) = self.cursor().await? {
@@ -96,27 +97,14 @@ impl Reconciler {
             let mut batch = Vec::with_capacity(events.len());
             for event in &events {
                 newest = Some(newest.map_or(event.created, |n| n.max(event.created)));
-                batch.push(NewEvent {
-                    id: event.id.clone(),
-                    event_type: event.type_.as_str().to_string(),
-                    object_id: event
-                        .data
-                        .object
-                        .get("id")
-                        .and_then(|v| v.as_str())
-                        .map(str::to_string),
-                    created: event.created,
-                    livemode: event.livemode,
-                    api_version: event.api_version.clone(),
-                    payload: serde_json::to_vec(event)?,
-                });
+                batch.push(NewEvent::from_event(event, serde_json::to_vec(event)?));
             }
-            let outcomes = self.store.insert_events(&batch, now_ms()).await?;
-            for outcome in outcomes {
+            let receipts = self.store.insert_events(&batch, now_ms()).await?;
+            for receipt in receipts {
                 report.listed += 1;
-                match outcome {
-                    InsertOutcome::Inserted => report.ingested_new += 1,
-                    InsertOutcome::Duplicate => report.duplicates += 1,
+                match receipt {
+                    Receipt::New => report.ingested_new += 1,
+                    Receipt::Duplicate => report.duplicates += 1,
                 }
             }
         }

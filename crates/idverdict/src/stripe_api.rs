@@ -1,7 +1,7 @@
 //! A small typed client for the part of the Stripe API idverdict calls: Identity
 //! VerificationSessions (create, retrieve, cancel, redact, list) and the events list used by
 //! reconciliation. It talks to real Stripe or to the emulator (`STRIPE_API_BASE`), which
-//! implements the same API (stripe.md §3, §4.6, §5).
+//! implements the same API.
 //!
 //! Conventions it follows, because Stripe's own SDKs do:
 //! - form bodies with bracketed keys (`metadata[k]=v`, `options[document][allowed_types][]=…`);
@@ -36,7 +36,7 @@ pub use crate::config::{StripeKey, StripeSettings};
 /// An error from a Stripe API call.
 #[derive(Debug, thiserror::Error)]
 pub enum StripeApiError {
-    /// Stripe answered with an error object (stripe.md §3.4).
+    /// Stripe answered with an error object (`{"error": {"type", "code", "message", "param"}}`).
     #[error("Stripe API error (HTTP {status}, {kind}{}): {}", code.as_deref().map(|c| format!(", {c}")).unwrap_or_default(), message.as_deref().unwrap_or("no message"))]
     Api {
         status: u16,

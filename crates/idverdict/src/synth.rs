@@ -160,10 +160,9 @@ fn report_value(spec: &Spec) -> Value {
 }
 
 fn reason_for(code: &str) -> String {
-    let code: stripe_webhook::ErrorCode = code
-        .parse()
-        .unwrap_or_else(|_| stripe_webhook::ErrorCode::Unknown(code.to_string()));
-    code.explanation().to_string()
+    stripe_webhook::ErrorCode::from(code)
+        .explanation()
+        .to_string()
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The outcome engine over real HTTP on both backends: per-user states from event flows, the
+//! The decisions over real HTTP on both backends: per-user states from event flows, the
 //! review API, and callbacks to the app — each decision delivered exactly once by
 //! `webhook-id` even when the app's endpoint fails at random.
 

@@ -16,9 +16,12 @@ use axum::response::{IntoResponse, Response};
 use common::smtp::SmtpSink;
 use common::*;
 use futures::StreamExt;
+use idverdict::clock::now_ms;
+use idverdict::decide::{Decision, NextStep, UserState};
 use idverdict::react::config::{EmailConfig, NatsConfig, TlsMode};
-use idverdict::react::{plan, Decision, Dispatcher, ReactConfig, ReactionKind};
-use idverdict::store::{now_ms, ReactionFilter, ReactionRow, Redeliver, Store};
+use idverdict::react::{plan, Dispatcher, NewReaction, ReactConfig, ReactionKind};
+use idverdict::store::{ReactionFilter, ReactionRow, Redeliver, Store};
+use stripe_webhook::ErrorCode;
 
 const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SECRET_B: &str = "whsec_dGhlIHNlY29uZCBzZWNyZXQga2V5IGlzIGhlcmU=";
@@ -26,26 +29,25 @@ const FAST: &[&str] = &["10ms", "20ms", "40ms"];
 
 // ---------------------------------------------------------------- helpers
 
-fn decision(kind: &str, session: &str, user: &str, email: Option<&str>) -> Decision {
+fn decision(kind: &str, session: &str, user: &str) -> Decision {
+    let retry = kind == "retry_allowed";
     Decision {
         key: format!("{session}:{kind}:1"),
-        decision: kind.to_string(),
+        kind: serde_json::from_value(serde_json::json!(kind)).expect("a decision type"),
         user: Some(user.to_string()),
         session: session.to_string(),
-        state: kind.to_string(),
-        error_code: (kind == "retry_allowed").then(|| "document_expired".to_string()),
-        reason: (kind == "retry_allowed")
-            .then(|| "Stripe says: document_expired for Jane Q. Public".to_string()),
-        explanation: (kind == "retry_allowed")
+        state: UserState::parse(kind).expect("a user state"),
+        error_code: retry.then_some(ErrorCode::DocumentExpired),
+        reason: retry.then(|| "Stripe says: document_expired for Jane Q. Public".to_string()),
+        explanation: retry
             .then(|| "Your identity document has expired & can't be used.".to_string()),
-        next_step: (kind == "retry_allowed").then(|| "retry".to_string()),
+        next_step: retry.then_some(NextStep::Retry),
         attempts_used: 1,
         attempts_left: 2,
         resume: Some(format!("POST /v1/users/{user}/verification_sessions")),
         reviewer: None,
         note: None,
         occurred_at: now() - 5,
-        email: email.map(str::to_string),
     }
 }
 
@@ -59,13 +61,26 @@ fn callback_config(urls: Vec<String>, allow_private: bool) -> ReactConfig {
     c
 }
 
-async fn enqueue(store: &Store, d: &Decision, config: &ReactConfig) -> Vec<String> {
-    let planned = plan(d, config);
+/// Plan a decision (emails to `to`) and write it to the outbox the way the processor does, in
+/// a transaction.
+async fn enqueue(
+    store: &Store,
+    d: &Decision,
+    to: Option<&str>,
+    config: &ReactConfig,
+) -> Vec<String> {
+    let planned = plan(d, to, config);
+    write_outbox(store, &planned).await;
+    planned.into_iter().map(|r| r.id).collect()
+}
+
+async fn write_outbox(store: &Store, reactions: &[NewReaction]) {
+    let mut tx = store.begin().await.expect("begin");
     store
-        .enqueue_reactions_now(&planned, now_ms())
+        .enqueue_reactions(&mut tx, reactions, now_ms())
         .await
         .expect("enqueue");
-    planned.into_iter().map(|r| r.id).collect()
+    tx.commit().await.expect("commit");
 }
 
 async fn reaction(store: &Store, id: &str) -> ReactionRow {
@@ -213,13 +228,9 @@ async fn callback_retries_until_delivered(backend: Backend) {
     )
     .await;
     let config = callback_config(vec![format!("http://{addr}/cb")], true);
-    let d = decision(
-        "retry_allowed",
-        "vs_cb1",
-        "user_cb1",
-        Some("jane@example.test"),
-    );
-    let ids = enqueue(&store, &d, &config).await;
+    let d = decision("retry_allowed", "vs_cb1", "user_cb1");
+    let jane = Some("jane@example.test");
+    let ids = enqueue(&store, &d, jane, &config).await;
     assert_eq!(ids.len(), 1, "one callback, no email/NATS configured");
     let dispatcher = Dispatcher::new(store.clone(), config.clone())
         .await
@@ -240,13 +251,7 @@ async fn callback_retries_until_delivered(backend: Backend) {
         assert_eq!(req.headers["content-type"], "application/json");
         verify_independently(req);
         let body: Decision = serde_json::from_slice(&req.body).expect("JSON body");
-        assert_eq!(
-            body,
-            Decision {
-                email: None,
-                ..d.clone()
-            }
-        );
+        assert_eq!(body, d);
         assert!(!String::from_utf8_lossy(&req.body).contains("jane@"));
     }
     // Retry-After: 1 stretched the 40 ms step to a second.
@@ -265,7 +270,7 @@ async fn callback_retries_until_delivered(backend: Backend) {
     // Delivered means done: nothing more is sent, and planning the same decision again
     // (the engine re-applying it) adds nothing.
     assert_eq!(dispatcher.run_once().await.expect("run_once"), 0);
-    enqueue(&store, &d, &config).await;
+    enqueue(&store, &d, jane, &config).await;
     assert_eq!(dispatcher.run_once().await.expect("run_once"), 0);
     assert_eq!(receiver.requests().len(), 4);
     let all = store
@@ -281,8 +286,8 @@ async fn callback_exhausts_then_redelivers(backend: Backend) {
     let store = db.store().await;
     let (addr, receiver) = start_receiver(vec![], Reply::Status(500)).await;
     let config = callback_config(vec![format!("http://{addr}/cb")], true);
-    let d = decision("needs_review", "vs_ex1", "user_ex1", None);
-    let ids = enqueue(&store, &d, &config).await;
+    let d = decision("needs_review", "vs_ex1", "user_ex1");
+    let ids = enqueue(&store, &d, None, &config).await;
     let dispatcher = Dispatcher::new(store.clone(), config)
         .await
         .expect("dispatcher");
@@ -358,8 +363,8 @@ async fn ssrf_guard_refuses_loopback(backend: Backend) {
         ],
         false,
     );
-    let d = decision("verified", "vs_ssrf", "user_ssrf", None);
-    let ids = enqueue(&store, &d, &config).await;
+    let d = decision("verified", "vs_ssrf", "user_ssrf");
+    let ids = enqueue(&store, &d, None, &config).await;
     assert_eq!(ids.len(), 2);
     let dispatcher = Dispatcher::new(store.clone(), config)
         .await
@@ -384,7 +389,7 @@ async fn a_slow_target_times_out_and_is_retried() {
     let (addr, receiver) = start_receiver(vec![Reply::Slow(3000)], Reply::Status(200)).await;
     let mut config = callback_config(vec![format!("http://{addr}/cb")], true);
     config.callbacks.timeout_secs = 1;
-    let ids = enqueue(&store, &decision("verified", "vs_slow", "u", None), &config).await;
+    let ids = enqueue(&store, &decision("verified", "vs_slow", "u"), None, &config).await;
     let dispatcher = Dispatcher::new(store.clone(), config)
         .await
         .expect("dispatcher");
@@ -433,30 +438,27 @@ async fn email_reaches_the_user(backend: Backend) {
     ];
     let mut ids = Vec::new();
     for (i, (kind, addr)) in cases.iter().enumerate() {
-        let mut d = decision(
-            kind,
-            &format!("vs_mail{i}"),
-            &format!("user_mail{i}"),
-            Some(addr),
-        );
+        let mut d = decision(kind, &format!("vs_mail{i}"), &format!("user_mail{i}"));
         if *kind == "alternative_required" {
             d.explanation = Some("Your device is not supported for online verification.".into());
         }
-        let planned = enqueue(&store, &d, &config).await;
+        let planned = enqueue(&store, &d, Some(addr), &config).await;
         assert_eq!(planned.len(), 1, "{kind}: one email");
         ids.push(planned[0].clone());
     }
     // No mail for these: a decision without a template, and no known address.
     assert!(enqueue(
         &store,
-        &decision("needs_review", "vs_mail8", "u8", Some("nr@example.test")),
+        &decision("needs_review", "vs_mail8", "u8"),
+        Some("nr@example.test"),
         &config
     )
     .await
     .is_empty());
     assert!(enqueue(
         &store,
-        &decision("verified", "vs_mail9", "u9", None),
+        &decision("verified", "vs_mail9", "u9"),
+        None,
         &config
     )
     .await
@@ -530,14 +532,9 @@ async fn redaction_strips_personal_fields(backend: Backend) {
     let mut config = callback_config(vec![format!("http://{addr}/cb")], true);
     // Nothing listens on port 1: the email stays pending.
     config.email = Some(email_config(1));
-    let mut d = decision(
-        "retry_allowed",
-        "vs_red",
-        "user_red",
-        Some("jane.personal@example.test"),
-    );
+    let mut d = decision("retry_allowed", "vs_red", "user_red");
     d.note = Some("Reviewer note about Jane Q. Public".into());
-    let ids = enqueue(&store, &d, &config).await;
+    let ids = enqueue(&store, &d, Some("jane.personal@example.test"), &config).await;
     assert_eq!(ids.len(), 2);
     let callback = ids
         .iter()
@@ -554,26 +551,23 @@ async fn redaction_strips_personal_fields(backend: Backend) {
         .await
         .expect("dispatcher");
     drain_until(&dispatcher, &store, &callback, "delivered").await;
-    let other = decision(
-        "verified",
-        "vs_other",
-        "user_other",
-        Some("keep@example.test"),
-    );
+    let other = decision("verified", "vs_other", "user_other");
     enqueue(
         &store,
         &other,
+        Some("keep@example.test"),
         &callback_config(vec![format!("http://{addr}/cb")], true),
     )
     .await;
 
-    assert!(
-        store
-            .redact_reactions_now(&["vs_red"])
-            .await
-            .expect("redact")
-            >= 2
-    );
+    // What the processor does when the session's redaction arrives, in its transaction.
+    let mut tx = store.begin().await.expect("begin");
+    let redacted = store
+        .redact_reactions(&mut tx, &["vs_red"])
+        .await
+        .expect("redact");
+    tx.commit().await.expect("commit");
+    assert!(redacted >= 2);
     let mut conn = db.raw().await;
     for needle in [
         "jane.personal",
@@ -644,20 +638,12 @@ async fn nats_subscriber_receives_the_decision(backend: Backend) {
         }),
         ..Default::default()
     };
-    let d = decision(
-        "retry_allowed",
-        "vs_bus",
-        "user_bus",
-        Some("bus@example.test"),
-    );
-    let planned = plan(&d, &config);
+    let d = decision("retry_allowed", "vs_bus", "user_bus");
+    let planned = plan(&d, Some("bus@example.test"), &config);
     assert_eq!(planned.len(), 1);
     assert_eq!(planned[0].kind, ReactionKind::Nats);
     let id = planned[0].id.clone();
-    store
-        .enqueue_reactions_now(&planned, now_ms())
-        .await
-        .unwrap();
+    write_outbox(&store, &planned).await;
     let dispatcher = Dispatcher::new(store.clone(), config)
         .await
         .expect("dispatcher");
@@ -677,7 +663,7 @@ async fn nats_subscriber_receives_the_decision(backend: Backend) {
         .map(|v| v.as_str().to_string());
     assert_eq!(msg_id.as_deref(), Some(id.as_str()), "{headers:?}");
     let body: Decision = serde_json::from_slice(&msg.payload).expect("JSON");
-    assert_eq!(body, Decision { email: None, ..d });
+    assert_eq!(body, d);
     assert!(!String::from_utf8_lossy(&msg.payload).contains("bus@example.test"));
 }
 both_backends!(nats_subscriber_receives_the_decision);
@@ -695,7 +681,7 @@ async fn a_down_bus_does_not_stop_the_dispatcher() {
         ..Default::default()
     };
     config.delivery.schedule = vec!["1h".into()];
-    let ids = enqueue(&store, &decision("verified", "vs_down", "u", None), &config).await;
+    let ids = enqueue(&store, &decision("verified", "vs_down", "u"), None, &config).await;
     let dispatcher = Dispatcher::new(store.clone(), config)
         .await
         .expect("start-up does not need the bus");
@@ -717,13 +703,8 @@ async fn outbox_survives_restart_and_crashed_claims(backend: Backend) {
         // First life: decisions are written, then the process goes away before dispatching.
         let store = db.store().await;
         for i in 0..30 {
-            let d = decision(
-                "verified",
-                &format!("vs_dur{i}"),
-                &format!("user_dur{i}"),
-                None,
-            );
-            all.extend(enqueue(&store, &d, &config).await);
+            let d = decision("verified", &format!("vs_dur{i}"), &format!("user_dur{i}"));
+            all.extend(enqueue(&store, &d, None, &config).await);
         }
         // A dispatcher that claimed ten and crashed (short lease, never recorded).
         let claimed = store

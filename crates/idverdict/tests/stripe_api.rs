@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use idverdict::api::user_sessions::{router_with, SessionsCtx};
 use idverdict::reconcile::Reconciler;
 use idverdict::stripe_api::{
     CreateSession, DocumentOptions, RetryPolicy, StripeApiError, StripeClient, StripeSettings,
@@ -542,50 +541,39 @@ async fn periodic_reconciliation_runs_at_start_and_stops_on_shutdown() {
     emu.handle.shutdown().await.expect("shutdown");
 }
 
-/// The session-creation routes over HTTP, beside a running idverdict (which processes the
-/// events that reconciliation brings in).
+/// The session-creation routes of a running idverdict whose Stripe API is the emulator (no
+/// webhook endpoint and no periodic reconciliation: `sync` brings Stripe's events in).
 struct Creation {
     app: TestApp,
     store: idverdict::store::Store,
     emu: Emu,
     client: Arc<StripeClient>,
-    base: String,
-    http: reqwest::Client,
 }
 
 impl Creation {
     async fn start(backend: Backend) -> (Creation, TestDb) {
         let db = TestDb::new(backend).await;
-        let app = TestApp::start(&config(&db, &[SECRET])).await;
-        let store = db.store().await;
         let emu = Emu::start().await;
+        let base = emu.handle.base_url().to_string();
+        let env = [
+            ("STRIPE_API_KEY", KEY),
+            ("STRIPE_API_BASE", base.as_str()),
+            ("IDVERDICT_RECONCILE", "off"),
+        ];
+        let app = TestApp::start(&config_with(&db, &[SECRET], &env)).await;
+        let store = db.store().await;
         let client = Arc::new(emu.client());
-        let router = router_with(SessionsCtx {
-            store: store.clone(),
-            stripe: Some(client.clone()),
-            max_attempts: 3,
-            document_options: None,
-        });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
         let c = Creation {
             app,
             store,
             emu,
             client,
-            base,
-            http: reqwest::Client::new(),
         };
         (c, db)
     }
 
     async fn post(&self, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.post(format!("{}{path}", self.base));
+        let mut req = self.app.http.post(self.app.url(path)).bearer_auth(TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -819,27 +807,16 @@ async fn concurrent_creation_makes_exactly_one_session() {
 #[tokio::test]
 async fn without_stripe_the_routes_answer_503() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let router = router_with(SessionsCtx {
-        store: db.store().await,
-        stripe: None,
-        max_attempts: 3,
-        document_options: None,
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    let http = reqwest::Client::new();
+    let app = TestApp::start(&config(&db, &[SECRET])).await;
     for path in [
         "/v1/users/u/verification_sessions",
         "/v1/users/u/verification_sessions/vs_1/cancel",
         "/v1/users/u/verification_sessions/vs_1/redact",
     ] {
-        let resp = http
-            .post(format!("http://{addr}{path}"))
+        let resp = app
+            .http
+            .post(app.url(path))
+            .bearer_auth(TOKEN)
             .send()
             .await
             .expect("request");
@@ -847,4 +824,5 @@ async fn without_stripe_the_routes_answer_503() {
         let body: Value = resp.json().await.expect("json");
         assert_eq!(body["error"]["code"], "stripe_not_configured");
     }
+    app.stop().await;
 }

@@ -334,10 +334,12 @@ async fn complete_redaction(emu: &Emulator, w: &WriteGuard<'_>, id: &str) -> Res
     if s.redaction.as_deref() != Some("processing") {
         return Ok(());
     }
+    // Reports, files and stored answers first: readers do not take the write lock, so once
+    // the session says `redacted` nothing related may still show the personal data.
+    redaction::erase_related(emu, id).await?;
     s.redaction = Some("redacted".into());
     s.redact_fields();
     save(emu, &s).await?;
-    redaction::erase_related(emu, id).await?;
     emit(
         emu,
         w,

@@ -97,6 +97,14 @@ pub struct EventData {
     pub previous_attributes: Option<serde_json::Value>,
 }
 
+impl EventData {
+    /// `data.object.id`: the id of the object the event is about (for Identity events, the
+    /// `vs_…` session), whatever the object's type.
+    pub fn object_id(&self) -> Option<&str> {
+        self.object.get("id").and_then(|v| v.as_str())
+    }
+}
+
 impl fmt::Debug for EventData {
     /// The snapshot may hold personal data and one-time secrets (`client_secret`,
     /// `url`, metadata, verified outputs), so Debug shows only the object's

@@ -1,5 +1,5 @@
-//! Signature tests: the cross-SDK matrix (stripe.md §1.10), the SDK unit-test
-//! cases that apply to a Rust API (§1.11) and the concrete vectors (§1.12).
+//! Signature tests: the malformed-header matrix (what each official SDK does), the SDK
+//! unit-test cases that apply to a Rust API, and concrete vectors.
 
 use stripe_webhook::{
     compute_signature, parse_header, sign, sign_with_secrets, InvalidSecret, ParsedHeader,
@@ -41,7 +41,7 @@ fn ok_at(t: i64) -> Result<VerifiedSignature, SignatureError> {
     })
 }
 
-// ---------------------------------------------------------------- §1.12 vectors
+// ---------------------------------------------------------------- vectors
 
 #[test]
 fn p1_is_51_bytes() {
@@ -121,7 +121,7 @@ fn vector_requires_input_fixture_both_secrets() {
     }
 }
 
-// ---------------------------------------------------------------- §1.10 matrix
+// ---------------------------------------------------------------- malformed-header matrix
 
 #[test]
 fn e01_valid() {
@@ -299,7 +299,7 @@ fn e20_age_one_over_tolerance_fails() {
     );
 }
 
-// ---------------------------------------------------------------- §1.11 SDK tests
+// ---------------------------------------------------------------- SDK tests
 
 #[test]
 fn sdk_bad_header_strings() {

@@ -14,6 +14,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::Value;
 use stripe_emulator::{EmulatorConfig, EmulatorHandle};
+use stripe_webhook::EventType;
 
 /// Where the emulator listens unless told otherwise: stripe-mock's port, which the docs and
 /// SDK examples use. Taken only if free; otherwise any free port (see [`bind`]).
@@ -21,17 +22,6 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:12111";
 
 /// Any `sk_test_…` key works against the emulator; this is the one the how-to shows.
 pub const DEV_KEY: &str = "sk_test_dev";
-
-/// The Identity events idverdict consumes. `redacted` is named explicitly: `*` does not
-/// cover it, at Stripe as in the emulator.
-const EVENTS: &[&str] = &[
-    "identity.verification_session.created",
-    "identity.verification_session.processing",
-    "identity.verification_session.verified",
-    "identity.verification_session.requires_input",
-    "identity.verification_session.canceled",
-    "identity.verification_session.redacted",
-];
 
 const ENDPOINT_FILE: &str = "serve-endpoint.json";
 
@@ -195,11 +185,13 @@ async fn ensure_endpoint(
     Ok((id, secret))
 }
 
+/// The Identity events idverdict consumes, each named: `*` does not cover `redacted`, at
+/// Stripe as in the emulator.
 fn events_form() -> Vec<(String, String)> {
-    EVENTS
+    EventType::IDENTITY
         .iter()
         .enumerate()
-        .map(|(i, e)| (format!("enabled_events[{i}]"), e.to_string()))
+        .map(|(i, e)| (format!("enabled_events[{i}]"), e.as_str().to_string()))
         .collect()
 }
 

@@ -5,16 +5,6 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-/// The Identity events idverdict consumes (`redacted` must be named: `*` does not cover it).
-const DEFAULT_EVENTS: &[&str] = &[
-    "identity.verification_session.created",
-    "identity.verification_session.processing",
-    "identity.verification_session.verified",
-    "identity.verification_session.requires_input",
-    "identity.verification_session.canceled",
-    "identity.verification_session.redacted",
-];
-
 #[derive(Debug, Args)]
 pub struct EndpointsArgs {
     /// Secret or restricted key (`sk_…`/`rk_…`); any `sk_test_…` works against the emulator.
@@ -131,8 +121,13 @@ pub async fn run(args: EndpointsArgs) -> anyhow::Result<()> {
             events,
             description,
         } => {
+            // By default the Identity events idverdict consumes, each named (`*` does not cover
+            // `redacted`).
             let events: Vec<String> = if events.is_empty() {
-                DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect()
+                stripe_webhook::EventType::IDENTITY
+                    .iter()
+                    .map(|e| e.as_str().to_string())
+                    .collect()
             } else {
                 events
             };

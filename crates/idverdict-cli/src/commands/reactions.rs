@@ -9,7 +9,8 @@
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use idverdict::store::{now_ms, ReactionFilter, ReactionRow, Redeliver, Store};
+use idverdict::clock::now_ms;
+use idverdict::store::{ReactionFilter, ReactionRow, Redeliver, Store};
 
 #[derive(Debug, Args)]
 pub struct ReactionsArgs {

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use clap::Args;
 use idverdict::store::redact_url;
-use stripe_webhook::{RedactionStatus, VerificationSession};
+use stripe_webhook::{RedactionStatus, SessionStatus, VerificationSession};
 
 #[derive(Debug, Args)]
 #[command(
@@ -59,8 +59,8 @@ fn plan_for(session: Option<&VerificationSession>) -> Plan {
         Some(RedactionStatus::Processing) => return Plan::RedactionInProgress,
         _ => {}
     }
-    match s.status.as_str() {
-        "requires_input" | "verified" => Plan::Redact,
+    match s.status {
+        SessionStatus::RequiresInput | SessionStatus::Verified => Plan::Redact,
         _ => Plan::NotRedactable,
     }
 }

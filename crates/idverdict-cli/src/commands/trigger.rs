@@ -63,7 +63,7 @@ pub async fn run(args: TriggerArgs) -> anyhow::Result<()> {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(30))
         .build()?;
-    let start = unix_now();
+    let start = idverdict::clock::now_secs();
     let report_id = synth::new_id("vr");
     for (i, kind) in kinds.into_iter().enumerate() {
         // One second apart, so the events carry the order a real flow has.
@@ -73,7 +73,8 @@ pub async fn run(args: TriggerArgs) -> anyhow::Result<()> {
         spec.error_code = error_code.clone();
         spec.report_id = Some(report_id.clone());
         let body = synth::event_bytes(&spec);
-        let header = stripe_webhook::sign_with_secrets(&body, &secret_refs, unix_now());
+        let header =
+            stripe_webhook::sign_with_secrets(&body, &secret_refs, idverdict::clock::now_secs());
         let response = client
             .post(&url)
             .header("Content-Type", "application/json; charset=utf-8")
@@ -131,11 +132,4 @@ fn secrets(args: &TriggerArgs) -> anyhow::Result<Vec<String>> {
             args.data_dir.join("dev-webhook-secret").display()
         ),
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }

@@ -6,20 +6,23 @@ use axum::middleware::Next;
 use axum::response::Response;
 use subtle::ConstantTimeEq;
 
+use super::ApiError;
 use crate::app::AppState;
-use crate::ingest::webhook::error;
+
+fn unauthorized(code: &'static str, message: &'static str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+}
 
 pub async fn require_token(
     State(state): State<AppState>,
     request: Request,
     next: Next,
-) -> Response {
+) -> Result<Response, ApiError> {
     let Some(expected) = state.api_token.as_deref() else {
-        return error(
-            StatusCode::UNAUTHORIZED,
+        return Err(unauthorized(
             "api_disabled",
             "the API is disabled: no API token is configured (set IDVERDICT_API_TOKEN)",
-        );
+        ));
     };
     let presented = request
         .headers()
@@ -27,18 +30,13 @@ pub async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match presented {
-        None => error(
-            StatusCode::UNAUTHORIZED,
+        None => Err(unauthorized(
             "missing_token",
             "send the API token as `Authorization: Bearer <token>`",
-        ),
+        )),
         Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => {
-            next.run(request).await
+            Ok(next.run(request).await)
         }
-        Some(_) => error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the API token is not valid",
-        ),
+        Some(_) => Err(unauthorized("invalid_token", "the API token is not valid")),
     }
 }

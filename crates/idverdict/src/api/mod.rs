@@ -1,14 +1,18 @@
 //! The HTTP API for the app (`/v1/…`, bearer token) and for operations (health, metrics).
+//! Every error answer, here and on `/webhook`, is an [`ApiError`].
 
 mod auth;
+pub mod error;
 mod health;
 mod reviews;
 mod sessions;
-pub mod user_sessions;
+mod user_sessions;
 mod users;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+
+pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, OptionalJson};
 
 use crate::app::AppState;
 
@@ -18,11 +22,19 @@ pub fn app_routes(state: AppState) -> Router<AppState> {
         .route("/v1/verification_sessions/{id}", get(sessions::get_session))
         .route("/v1/users/{user_ref}", get(users::get_user))
         .route("/v1/reviews", get(reviews::queue))
+        .route("/v1/reviews/{user_ref}", post(reviews::submit))
         .route(
-            "/v1/reviews/{user_ref}",
-            axum::routing::post(reviews::decide),
+            "/v1/users/{user_ref}/verification_sessions",
+            post(user_sessions::create),
         )
-        .merge(user_sessions::routes())
+        .route(
+            "/v1/users/{user_ref}/verification_sessions/{id}/cancel",
+            post(user_sessions::cancel),
+        )
+        .route(
+            "/v1/users/{user_ref}/verification_sessions/{id}/redact",
+            post(user_sessions::redact),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             auth::require_token,

@@ -3,36 +3,32 @@
 //! and a note). A review is recorded, changes the user's state through the same state
 //! function as events do, and produces the same kind of reactions.
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::sessions::{last_error_json, session_json, storage_error};
+use super::sessions::{last_error_json, session_json};
+use super::users::unknown_user;
+use super::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
-use crate::decide::user::ReviewAction;
-use crate::ingest::webhook::error;
-use crate::processor::{apply_review, ReviewOutcome};
+use crate::decide::ReviewAction;
+use crate::processor::{apply_review, ReviewError};
 
 #[derive(Debug, Deserialize)]
 pub struct QueueParams {
     limit: Option<i64>,
 }
 
-pub async fn queue(State(state): State<AppState>, Query(params): Query<QueueParams>) -> Response {
+pub async fn queue(
+    State(state): State<AppState>,
+    ApiQuery(params): ApiQuery<QueueParams>,
+) -> Result<Json<Value>, ApiError> {
     let limit = params.limit.unwrap_or(50).clamp(1, 500);
-    let users = match state.store.review_queue(limit).await {
-        Ok(users) => users,
-        Err(e) => return storage_error(e),
-    };
+    let users = state.store.review_queue(limit).await?;
     let mut data = Vec::with_capacity(users.len());
     for user in users {
-        let sessions = match state.store.sessions_for_user(&user.user_ref).await {
-            Ok(s) => s,
-            Err(e) => return storage_error(e),
-        };
+        let sessions = state.store.sessions_for_user(&user.user_ref).await?;
         data.push(json!({
             "client_reference_id": user.user_ref,
             "state": user.view.state,
@@ -44,7 +40,7 @@ pub async fn queue(State(state): State<AppState>, Query(params): Query<QueuePara
             "sessions": sessions.iter().map(session_json).collect::<Vec<_>>(),
         }));
     }
-    Json(json!({"object": "list", "data": data})).into_response()
+    Ok(Json(json!({"object": "list", "data": data})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,44 +51,31 @@ pub struct ReviewBody {
     note: Option<String>,
 }
 
-pub async fn decide(
+pub async fn submit(
     State(state): State<AppState>,
-    Path(user_ref): Path<String>,
-    body: Result<Json<ReviewBody>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(body) = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_body",
-                &rejection.body_text(),
-            )
-        }
-    };
+    ApiPath(user_ref): ApiPath<String>,
+    ApiJson(body): ApiJson<ReviewBody>,
+) -> Result<Json<Value>, ApiError> {
     let Some(action) = ReviewAction::parse(&body.action) else {
-        return error(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "invalid_action",
             "`action` must be approve, reject or allow_retry",
-        );
+        ));
     };
     let reviewer = body.reviewer.trim();
     if reviewer.is_empty() || reviewer.len() > 200 {
-        return error(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "invalid_reviewer",
             "`reviewer` (who decides) must be 1 to 200 characters",
-        );
+        ));
     }
     if body.note.as_deref().is_some_and(|n| n.len() > 2000) {
-        return error(
-            StatusCode::BAD_REQUEST,
+        return Err(ApiError::bad_request(
             "invalid_note",
             "`note` must be at most 2000 characters",
-        );
+        ));
     }
-    let outcome = apply_review(
+    let user = apply_review(
         &state.store,
         &state.policy,
         &state.reactions,
@@ -101,29 +84,17 @@ pub async fn decide(
         reviewer,
         body.note.as_deref(),
     )
-    .await;
-    match outcome {
-        Ok(ReviewOutcome::Done(user)) => Json(json!({
-            "client_reference_id": user.user_ref,
-            "state": user.view.state,
-            "attempts_used": user.view.attempts_used,
-            "attempts_allowed": user.view.attempts_allowed,
-            "review": {"action": action.as_str(), "reviewer": reviewer, "note": body.note},
-        }))
-        .into_response(),
-        Ok(ReviewOutcome::UnknownUser) => error(
-            StatusCode::NOT_FOUND,
-            "user_not_found",
-            "no verification session has been received for this client_reference_id",
-        ),
-        Ok(ReviewOutcome::NotReviewable(state)) => error(
-            StatusCode::CONFLICT,
-            "not_reviewable",
-            &format!(
-                "allow_retry needs a user in needs_review; this user is {}",
-                state.as_str()
-            ),
-        ),
-        Err(e) => storage_error(e),
-    }
+    .await
+    .map_err(|e| match e {
+        ReviewError::UnknownUser => unknown_user(),
+        ReviewError::NotReviewable(_) => ApiError::conflict("not_reviewable", e.to_string()),
+        ReviewError::Store(e) => ApiError::from(e),
+    })?;
+    Ok(Json(json!({
+        "client_reference_id": user.user_ref,
+        "state": user.view.state,
+        "attempts_used": user.view.attempts_used,
+        "attempts_allowed": user.view.attempts_allowed,
+        "review": {"action": action.as_str(), "reviewer": reviewer, "note": body.note},
+    })))
 }

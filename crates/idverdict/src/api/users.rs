@@ -2,45 +2,35 @@
 //! attempts used and left, every session, the latest failure with its explanation, and the
 //! reviews.
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::sessions::{last_error_json, session_json, storage_error};
+use super::sessions::{last_error_json, session_json};
+use super::{ApiError, ApiPath};
 use crate::app::AppState;
-use crate::ingest::webhook::error;
+use crate::decide::user::attempts_used;
+use crate::decide::SessionRecord;
 
-pub async fn get_user(State(state): State<AppState>, Path(user_ref): Path<String>) -> Response {
-    let sessions = match state.store.sessions_for_user(&user_ref).await {
-        Ok(sessions) => sessions,
-        Err(e) => return storage_error(e),
-    };
+pub async fn get_user(
+    State(state): State<AppState>,
+    ApiPath(user_ref): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let sessions = state.store.sessions_for_user(&user_ref).await?;
     let Some(current) = sessions.first() else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "user_not_found",
-            "no verification session has been received for this client_reference_id",
-        );
+        return Err(unknown_user());
     };
-    let (user, reviews) = match (
-        state.store.get_user(&user_ref).await,
-        state.store.reviews_of(&user_ref).await,
-    ) {
-        (Ok(user), Ok(reviews)) => (user, reviews),
-        (Err(e), _) | (_, Err(e)) => return storage_error(e),
-    };
-    let attempts_used: u32 = sessions.iter().map(|s| s.failed_attempts).sum();
+    let user = state.store.get_user(&user_ref).await?;
+    let reviews = state.store.reviews_of(&user_ref).await?;
+    let attempts_used = attempts_used(&sessions.iter().collect::<Vec<&SessionRecord>>());
     let attempts_allowed = user
         .as_ref()
-        .map(|u| u.view.attempts_allowed)
-        .unwrap_or(state.policy.max_attempts);
+        .map_or(state.policy.max_attempts, |u| u.view.attempts_allowed);
     let last_error = sessions
         .iter()
         .find(|s| s.last_error_code.is_some())
         .map(last_error_json);
-    Json(json!({
+    Ok(Json(json!({
         "client_reference_id": user_ref,
         // The user's decision state; null until the processor has applied the first event.
         "state": user.as_ref().map(|u| u.view.state),
@@ -54,6 +44,13 @@ pub async fn get_user(State(state): State<AppState>, Path(user_ref): Path<String
         "reviews": reviews,
         "last_error": last_error,
         "sessions": sessions.iter().map(session_json).collect::<Vec<_>>(),
-    }))
-    .into_response()
+    })))
+}
+
+/// 404 for a user idverdict has never received a session of.
+pub fn unknown_user() -> ApiError {
+    ApiError::not_found(
+        "user_not_found",
+        "no verification session has been received for this client_reference_id",
+    )
 }

@@ -14,7 +14,7 @@
 //! counts_as_attempt = false
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 use stripe_webhook::ErrorCode;
@@ -44,7 +44,7 @@ pub struct Policy {
     pub unknown_code: NextStep,
     /// Metadata key naming the user when a session has no `client_reference_id`.
     pub user_metadata_key: Option<String>,
-    overrides: BTreeMap<String, CodeRule>,
+    overrides: HashMap<ErrorCode, CodeRule>,
 }
 
 impl Default for Policy {
@@ -54,7 +54,7 @@ impl Default for Policy {
             on_exhausted: Exhausted::NeedsReview,
             unknown_code: NextStep::ManualReview,
             user_metadata_key: Some("user_id".to_string()),
-            overrides: BTreeMap::new(),
+            overrides: HashMap::new(),
         }
     }
 }
@@ -69,19 +69,30 @@ fn builtin(code: &ErrorCode) -> CodeRule {
 }
 
 impl Policy {
-    pub fn rule(&self, code: &str) -> CodeRule {
+    /// The rule for a `last_error.code`: the operator's override, else the built-in one; a
+    /// code this version does not know gets `unknown_code` and counts as an attempt.
+    pub fn rule(&self, code: &ErrorCode) -> CodeRule {
         if let Some(rule) = self.overrides.get(code) {
             return *rule;
         }
-        let parsed: ErrorCode = code
-            .parse()
-            .unwrap_or_else(|_| ErrorCode::Unknown(code.to_string()));
-        match parsed {
+        match code {
             ErrorCode::Unknown(_) => CodeRule {
                 next_step: self.unknown_code,
                 counts_as_attempt: true,
             },
-            known => builtin(&known),
+            known => builtin(known),
+        }
+    }
+
+    /// The step once attempts are taken into account: a `retry` with no attempt left
+    /// (`used >= allowed`) becomes what `on_exhausted` says.
+    pub fn step_after_attempts(&self, step: NextStep, used: u32, allowed: u32) -> NextStep {
+        if step != NextStep::Retry || used < allowed {
+            return step;
+        }
+        match self.on_exhausted {
+            Exhausted::NeedsReview => NextStep::ManualReview,
+            Exhausted::AlternativeRequired => NextStep::AlternativeMethod,
         }
     }
 
@@ -114,26 +125,26 @@ impl Policy {
         if let Some(key) = &raw.user_metadata_key {
             policy.user_metadata_key = (!key.is_empty()).then(|| key.clone());
         }
-        for (code, rule) in &raw.codes {
-            let known = ErrorCode::ALL.iter().any(|c| c.as_str() == code);
-            if !known {
+        for (name, rule) in &raw.codes {
+            let code = ErrorCode::from(name.as_str());
+            if code.is_unknown() {
                 return Err(PolicyError::new(
-                    format!("policy.codes.{code}"),
+                    format!("policy.codes.{name}"),
                     "not a Stripe Identity last_error code",
                 ));
             }
-            let default = policy.rule(code);
+            let default = policy.rule(&code);
             let next_step = match &rule.next_step {
                 Some(step) => parse_step(step).ok_or_else(|| {
                     PolicyError::new(
-                        format!("policy.codes.{code}.next_step"),
+                        format!("policy.codes.{name}.next_step"),
                         format!("`{step}` is not one of {STEPS}"),
                     )
                 })?,
                 None => default.next_step,
             };
             policy.overrides.insert(
-                code.clone(),
+                code,
                 CodeRule {
                     next_step,
                     counts_as_attempt: rule.counts_as_attempt.unwrap_or(default.counts_as_attempt),
@@ -203,41 +214,47 @@ mod tests {
     }
 
     #[test]
-    fn defaults_follow_the_issue() {
+    fn defaults_users_rely_on() {
         let p = Policy::default();
         assert_eq!(p.max_attempts, 3);
         assert_eq!(
-            p.rule("abandoned"),
+            p.rule(&ErrorCode::from("abandoned")),
             CodeRule {
                 next_step: NextStep::Retry,
                 counts_as_attempt: false
             }
         );
         assert_eq!(
-            p.rule("selfie_manipulated").next_step,
+            p.rule(&ErrorCode::from("selfie_manipulated")).next_step,
             NextStep::ManualReview
         );
         assert_eq!(
-            p.rule("consent_declined").next_step,
+            p.rule(&ErrorCode::from("consent_declined")).next_step,
             NextStep::AlternativeMethod
         );
         assert_eq!(
-            p.rule("device_not_supported").next_step,
+            p.rule(&ErrorCode::from("device_not_supported")).next_step,
             NextStep::AlternativeMethod
         );
         assert_eq!(
-            p.rule("country_not_supported").next_step,
+            p.rule(&ErrorCode::from("country_not_supported")).next_step,
             NextStep::AlternativeMethod
         );
-        assert_eq!(p.rule("under_supported_age").next_step, NextStep::Reject);
         assert_eq!(
-            p.rule("document_expired"),
+            p.rule(&ErrorCode::from("under_supported_age")).next_step,
+            NextStep::Reject
+        );
+        assert_eq!(
+            p.rule(&ErrorCode::from("document_expired")),
             CodeRule {
                 next_step: NextStep::Retry,
                 counts_as_attempt: true
             }
         );
-        assert_eq!(p.rule("a_future_code").next_step, NextStep::ManualReview);
+        assert_eq!(
+            p.rule(&ErrorCode::from("a_future_code")).next_step,
+            NextStep::ManualReview
+        );
     }
 
     #[test]
@@ -245,17 +262,46 @@ mod tests {
         let p = parse("[policy]\nmax_attempts = 5\non_exhausted = \"alternative_required\"\nunknown_code = \"retry\"\n[policy.codes.selfie_face_mismatch]\nnext_step = \"retry\"\ncounts_as_attempt = false\n").unwrap();
         assert_eq!(p.max_attempts, 5);
         assert_eq!(p.on_exhausted, Exhausted::AlternativeRequired);
-        assert_eq!(p.rule("new_code").next_step, NextStep::Retry);
         assert_eq!(
-            p.rule("selfie_face_mismatch"),
+            p.rule(&ErrorCode::from("new_code")).next_step,
+            NextStep::Retry
+        );
+        assert_eq!(
+            p.rule(&ErrorCode::from("selfie_face_mismatch")),
             CodeRule {
                 next_step: NextStep::Retry,
                 counts_as_attempt: false
             }
         );
-        for code in ErrorCode::ALL.iter() {
-            let _ = p.rule(code.as_str());
+        // Codes without an override keep their built-in rule.
+        for code in ErrorCode::ALL
+            .iter()
+            .filter(|c| **c != ErrorCode::SelfieFaceMismatch)
+        {
+            assert_eq!(p.rule(code), builtin(code), "{code}");
         }
+    }
+
+    #[test]
+    fn running_out_of_attempts_turns_only_retry_into_on_exhausted() {
+        let p = Policy::default();
+        assert_eq!(
+            p.step_after_attempts(NextStep::Retry, 2, 3),
+            NextStep::Retry
+        );
+        assert_eq!(
+            p.step_after_attempts(NextStep::Retry, 3, 3),
+            NextStep::ManualReview
+        );
+        assert_eq!(
+            p.step_after_attempts(NextStep::Reject, 9, 3),
+            NextStep::Reject
+        );
+        let p = parse("[policy]\non_exhausted = \"alternative_required\"\n").unwrap();
+        assert_eq!(
+            p.step_after_attempts(NextStep::Retry, 4, 3),
+            NextStep::AlternativeMethod
+        );
     }
 
     #[test]

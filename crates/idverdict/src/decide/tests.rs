@@ -1,3 +1,7 @@
+//! The session fold, through the same batch fold the processor runs, in every order of a flow.
+
+use stripe_webhook::{ErrorCode, Event, SessionStatus, VerificationSession};
+
 use super::*;
 use crate::synth::{event_bytes, Kind, Spec};
 
@@ -11,19 +15,27 @@ fn event(kind: Kind, created: i64, code: Option<&str>, report: Option<&str>) -> 
     Event::from_slice(&event_bytes(&spec)).unwrap()
 }
 
-/// Fold events in the given order, counting attempts the way the processor does.
+/// Fold events in the given order, each in a batch of its own (as if they arrived apart), with
+/// the state carried from batch to batch the way the store keeps it.
 fn fold(events: &[Event]) -> SessionRecord {
     let policy = Policy::default();
-    let mut record: Option<SessionRecord> = None;
-    let mut attempts = std::collections::BTreeSet::new();
-    for e in events {
-        let s = e.verification_session().unwrap().unwrap();
-        if let Some((key, _)) = attempt_key(e, &s, &policy) {
-            attempts.insert(key);
-        }
-        record = Some(apply(record.as_ref(), e, &s, attempts.len() as u32, &policy).0);
+    let mut state = BatchState::default();
+    for (seq, e) in events.iter().enumerate() {
+        let input = Input::Event {
+            seq: seq as i64,
+            event: Some(e),
+        };
+        let changes = fold_batch(&mut state, &[input], &policy);
+        assert_eq!(
+            changes.dispositions,
+            vec![(seq as i64, Disposition::Applied)]
+        );
     }
-    record.unwrap()
+    state.records.remove("vs_1test").unwrap()
+}
+
+fn code(c: &str) -> Option<ErrorCode> {
+    Some(ErrorCode::from(c))
 }
 
 fn permutations(items: &[Event]) -> Vec<Vec<Event>> {
@@ -51,8 +63,8 @@ fn a_verified_flow_ends_verified_in_every_order() {
     ];
     for order in permutations(&flow) {
         let r = fold(&order);
-        assert_eq!(r.status, "verified");
-        assert_eq!(r.outcome, Outcome::Verified);
+        assert_eq!(r.status, SessionStatus::Verified);
+        assert_eq!(r.outcome, SessionOutcome::Verified);
         assert_eq!(r.failed_attempts, 0);
         assert_eq!(r.user_ref.as_deref(), Some("user_42"));
     }
@@ -76,7 +88,7 @@ fn a_failure_then_success_ends_verified_with_one_attempt_in_every_order() {
         let r = fold(&order);
         assert_eq!(
             r.outcome,
-            Outcome::Verified,
+            SessionOutcome::Verified,
             "{:?}",
             order.iter().map(|e| e.type_.as_str()).collect::<Vec<_>>()
         );
@@ -94,10 +106,10 @@ fn a_late_processing_never_hides_a_failure() {
     );
     let late = event(Kind::Processing, 1_010, None, None);
     let r = fold(&[failed, late]);
-    assert_eq!(r.status, "requires_input");
-    assert_eq!(r.outcome, Outcome::RetryAllowed);
+    assert_eq!(r.status, SessionStatus::RequiresInput);
+    assert_eq!(r.outcome, SessionOutcome::RetryAllowed);
     assert_eq!(r.next_step, Some(NextStep::Retry));
-    assert_eq!(r.last_error_code.as_deref(), Some("document_expired"));
+    assert_eq!(r.last_error_code, code("document_expired"));
 }
 
 #[test]
@@ -117,9 +129,9 @@ fn terminal_states_are_never_overwritten() {
         assert_eq!(
             r.status,
             if terminal == Kind::Verified {
-                "verified"
+                SessionStatus::Verified
             } else {
-                "canceled"
+                SessionStatus::Canceled
             }
         );
     }
@@ -147,26 +159,26 @@ fn duplicated_failures_count_once_and_the_limit_turns_retry_into_review() {
     );
     let r = fold(&[f1.clone(), f1.clone(), f2.clone(), f2.clone()]);
     assert_eq!(r.failed_attempts, 2);
-    assert_eq!(r.outcome, Outcome::RetryAllowed);
+    assert_eq!(r.outcome, SessionOutcome::RetryAllowed);
     let r = fold(&[f1, f2, f3]);
     assert_eq!(r.failed_attempts, 3);
-    assert_eq!(r.outcome, Outcome::NeedsReview);
+    assert_eq!(r.outcome, SessionOutcome::NeedsReview);
     assert_eq!(r.next_step, Some(NextStep::ManualReview));
 }
 
 #[test]
 fn codes_map_to_their_outcome() {
     let cases = [
-        ("consent_declined", Outcome::AlternativeRequired),
-        ("selfie_manipulated", Outcome::NeedsReview),
-        ("under_supported_age", Outcome::Rejected),
-        ("document_expired", Outcome::RetryAllowed),
-        ("some_future_code", Outcome::NeedsReview),
+        ("consent_declined", SessionOutcome::AlternativeRequired),
+        ("selfie_manipulated", SessionOutcome::NeedsReview),
+        ("under_supported_age", SessionOutcome::Rejected),
+        ("document_expired", SessionOutcome::RetryAllowed),
+        ("some_future_code", SessionOutcome::NeedsReview),
     ];
     for (code, outcome) in cases {
         let r = fold(&[event(Kind::RequiresInput, 1_000, Some(code), Some("vr_1"))]);
         assert_eq!(r.outcome, outcome, "{code}");
-        assert_eq!(r.last_error_code.as_deref(), Some(code));
+        assert_eq!(r.last_error_code, Some(ErrorCode::from(code)));
     }
 }
 
@@ -181,7 +193,7 @@ fn redaction_is_sticky_and_erases_metadata_in_any_order() {
         let r = fold(&order);
         assert!(r.is_redacted());
         assert!(r.metadata.is_empty());
-        assert_eq!(r.outcome, Outcome::Verified);
+        assert_eq!(r.outcome, SessionOutcome::Verified);
     }
 }
 
@@ -200,20 +212,156 @@ fn same_second_failures_keep_the_first_unless_stripes_current_session_says_other
         Some("consent_declined"),
         Some("vr_2"),
     );
-    let s1 = first.verification_session().unwrap().unwrap();
-    let s2 = second.verification_session().unwrap().unwrap();
-    let (after_first, _) = apply(None, &first, &s1, 1, &policy);
+    let mut state = BatchState::default();
+    let inputs = [
+        Input::Event {
+            seq: 1,
+            event: Some(&first),
+        },
+        Input::Event {
+            seq: 2,
+            event: Some(&second),
+        },
+    ];
+    let changes = fold_batch(&mut state, &inputs, &policy);
     // Equal positions: an event cannot tell which came last, the record stays.
-    let (kept, effect) = apply(Some(&after_first), &second, &s2, 2, &policy);
+    let effects: Vec<Effect> = changes.history.iter().map(|h| h.effect).collect();
+    assert_eq!(effects, vec![Effect::Applied, Effect::Stale]);
+    let kept = &state.records["vs_1test"];
+    assert_eq!(kept.last_error_code, code("document_expired"));
+    assert_eq!(kept.failed_attempts, 2, "both failures count");
+
+    // Stripe's current session can, and it adds no history line of its own.
+    let current: VerificationSession = second.verification_session().unwrap().unwrap();
+    let changes = fold_batch(&mut state, &[Input::Current(&current)], &policy);
+    assert!(changes.history.is_empty() && changes.dispositions.is_empty());
+    assert_eq!(changes.changed, vec!["vs_1test".to_string()]);
+    let now = &state.records["vs_1test"];
+    assert_eq!(now.last_error_code, code("consent_declined"));
+    assert_eq!(now.outcome, SessionOutcome::AlternativeRequired);
+    assert_eq!(now.failed_attempts, 2, "the report was counted already");
+}
+
+#[test]
+fn stripes_current_session_moves_forward_never_back_and_counts_only_reported_failures() {
+    let policy = Policy::default();
+    let processing = event(Kind::Processing, 1_010, None, None);
+    let mut state = BatchState::default();
+    // Stripe says verified while only a late `processing` arrived.
+    let verified = event(Kind::Verified, 1_020, None, Some("vr_1"));
+    let current = verified.verification_session().unwrap().unwrap();
+    let inputs = [
+        Input::Event {
+            seq: 1,
+            event: Some(&processing),
+        },
+        Input::Current(&current),
+    ];
+    fold_batch(&mut state, &inputs, &policy);
+    let r = &state.records["vs_1test"];
     assert_eq!(
-        (kept.last_error_code.as_deref(), effect),
-        (Some("document_expired"), Effect::Stale)
+        (r.status.clone(), r.outcome),
+        (SessionStatus::Verified, SessionOutcome::Verified)
     );
-    // Stripe's current session can.
-    let (current, effect) = apply_current(Some(&after_first), &second, &s2, 2, &policy);
+    // An older snapshot from Stripe cannot undo it.
+    let older = event(Kind::Processing, 900, None, None);
+    let older = older.verification_session().unwrap().unwrap();
+    fold_batch(&mut state, &[Input::Current(&older)], &policy);
+    assert_eq!(state.records["vs_1test"].status, SessionStatus::Verified);
+
+    // A failure without a report is counted from its event, not from Stripe's session.
+    let mut state = BatchState::default();
+    let abandoned_like = event(Kind::RequiresInput, 1_000, Some("document_expired"), None);
+    let mut unreported: VerificationSession =
+        abandoned_like.verification_session().unwrap().unwrap();
+    unreported.last_verification_report = None;
+    let created = event(Kind::Created, 990, None, None);
+    let changes = fold_batch(
+        &mut state,
+        &[
+            Input::Event {
+                seq: 1,
+                event: Some(&created),
+            },
+            Input::Current(&unreported),
+        ],
+        &policy,
+    );
+    assert!(changes.attempts.is_empty());
+    assert_eq!(state.records["vs_1test"].failed_attempts, 0);
+}
+
+#[test]
+fn a_current_session_without_a_record_is_left_alone() {
+    let policy = Policy::default();
+    let e = event(Kind::Verified, 1_000, None, Some("vr_1"));
+    let current = e.verification_session().unwrap().unwrap();
+    let mut state = BatchState::default();
+    let changes = fold_batch(&mut state, &[Input::Current(&current)], &policy);
+    assert_eq!(changes, BatchChanges::default());
+    assert!(state.records.is_empty());
+}
+
+#[test]
+fn every_event_gets_a_disposition_and_redaction_is_reported_once() {
+    let policy = Policy::default();
+    let other = Event::from_slice(br#"{"id":"evt_c","object":"event","created":1,"data":{"object":{"id":"cus_1","object":"customer"}},"livemode":false,"type":"customer.created"}"#).unwrap();
+    let bad = Event::from_slice(br#"{"id":"evt_b","object":"event","created":1,"data":{"object":{"id":"vs_1test"}},"livemode":false,"type":"identity.verification_session.verified"}"#).unwrap();
+    let verified = event(Kind::Verified, 1_020, None, Some("vr_1"));
+    let redacted = event(Kind::Redacted, 1_030, None, Some("vr_1"));
+    let mut state = BatchState::default();
+    let inputs = [
+        Input::Event {
+            seq: 1,
+            event: None,
+        },
+        Input::Event {
+            seq: 2,
+            event: Some(&other),
+        },
+        Input::Event {
+            seq: 3,
+            event: Some(&bad),
+        },
+        Input::Event {
+            seq: 4,
+            event: Some(&verified),
+        },
+        Input::Event {
+            seq: 5,
+            event: Some(&redacted),
+        },
+    ];
     assert_eq!(
-        (current.last_error_code.as_deref(), effect),
-        (Some("consent_declined"), Effect::Applied)
+        inputs
+            .iter()
+            .filter_map(Input::session_id)
+            .collect::<Vec<_>>(),
+        vec!["vs_1test", "vs_1test", "vs_1test"]
     );
-    assert_eq!(current.outcome, Outcome::AlternativeRequired);
+    let changes = fold_batch(&mut state, &inputs, &policy);
+    assert_eq!(
+        changes.dispositions,
+        vec![
+            (1, Disposition::SkippedNoPayload),
+            (2, Disposition::IgnoredNotIdentity),
+            (3, Disposition::IgnoredBadSessionObject),
+            (4, Disposition::Applied),
+            (5, Disposition::Applied),
+        ]
+    );
+    assert_eq!(changes.redacted, vec!["vs_1test".to_string()]);
+    assert_eq!(changes.newly_redacted, vec!["vs_1test".to_string()]);
+    // A later event about the redacted session: its payload goes too, but it is not news.
+    let late = event(Kind::Processing, 1_040, None, None);
+    let changes = fold_batch(
+        &mut state,
+        &[Input::Event {
+            seq: 6,
+            event: Some(&late),
+        }],
+        &policy,
+    );
+    assert_eq!(changes.redacted, vec!["vs_1test".to_string()]);
+    assert!(changes.newly_redacted.is_empty());
 }

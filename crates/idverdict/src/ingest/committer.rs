@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use crate::store::{now_ms, InsertOutcome, NewEvent, Store};
+use crate::clock::now_ms;
+use crate::store::{NewEvent, Receipt, Store};
 
 /// Largest batch committed at once. Bigger batches amortise more but hold the writer longer.
 const MAX_BATCH: usize = 512;
@@ -22,7 +23,7 @@ pub enum CommitError {
     ShuttingDown,
 }
 
-type Reply = oneshot::Sender<Result<InsertOutcome, CommitError>>;
+type Reply = oneshot::Sender<Result<Receipt, CommitError>>;
 
 /// How busy the receiver is, for the processor to step aside during bursts: on a small
 /// machine, acknowledging Stripe quickly matters more than applying events a few hundred
@@ -74,7 +75,7 @@ impl Committer {
     }
 
     /// Store one event durably (or learn it was already stored).
-    pub async fn submit(&self, event: NewEvent) -> Result<InsertOutcome, CommitError> {
+    pub async fn submit(&self, event: NewEvent) -> Result<Receipt, CommitError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send((event, reply))
@@ -110,11 +111,11 @@ async fn run(
         load.record(events.len());
         let result = store.insert_events(&events, now_ms()).await;
         match result {
-            Ok(outcomes) => {
-                let any_new = outcomes.contains(&InsertOutcome::Inserted);
+            Ok(receipts) => {
+                let any_new = receipts.contains(&Receipt::New);
                 tracing::trace!(size = events.len(), "committed webhook batch");
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
-                    let _ = reply.send(Ok(outcome));
+                for (reply, receipt) in replies.drain(..).zip(receipts) {
+                    let _ = reply.send(Ok(receipt));
                 }
                 if any_new {
                     committed.notify_one();

@@ -9,101 +9,71 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 use stripe_webhook::WebhookError;
 
 use super::CommitError;
+use crate::api::ApiError;
 use crate::app::AppState;
-use crate::store::{InsertOutcome, NewEvent};
+use crate::clock;
+use crate::store::{NewEvent, Receipt};
 
 pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            let status = rejection.status();
-            let (code, message) = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                (
-                    "payload_too_large",
-                    format!(
-                        "the body is larger than the limit of {} bytes",
-                        state.body_limit
-                    ),
-                )
-            } else {
-                (
-                    "unreadable_body",
-                    "the request body could not be read".to_string(),
-                )
-            };
-            return error(status, code, &message);
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large(state.body_limit)
+        } else {
+            ApiError::new(
+                rejection.status(),
+                "unreadable_body",
+                "the request body could not be read",
+            )
         }
-    };
+    })?;
     let header = match headers.get("stripe-signature").map(|v| v.to_str()) {
         None => None,
         Some(Ok(text)) => Some(text),
         // Non-ASCII bytes cannot be a valid signature header.
         Some(Err(_)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
+            return Err(ApiError::bad_request(
                 "malformed_signature_header",
                 "the Stripe-Signature header is not valid ASCII",
-            )
+            ))
         }
     };
 
-    let event = match state.verifier.construct_event(&body, header, unix_now()) {
-        Ok(event) => event,
-        Err(e) => {
+    let event = state
+        .verifier
+        .construct_event(&body, header, clock::now_secs())
+        .map_err(|e| {
             state.metrics.webhook_rejected(e.code());
             tracing::info!(reason = e.code(), "rejected a webhook delivery");
-            return error(StatusCode::BAD_REQUEST, e.code(), &rejection_message(&e));
-        }
-    };
+            ApiError::bad_request(e.code(), rejection_message(&e))
+        })?;
 
-    let new = NewEvent {
-        object_id: event
-            .data
-            .object
-            .get("id")
-            .and_then(|v| v.as_str())
-            .map(str::to_string),
-        id: event.id,
-        event_type: event.type_.as_str().to_string(),
-        created: event.created,
-        livemode: event.livemode,
-        api_version: event.api_version,
-        payload: body.to_vec(),
-    };
-    let event_id = new.id.clone();
+    let new = NewEvent::from_event(&event, body.to_vec());
     match state.committer.submit(new).await {
-        Ok(outcome) => {
-            let duplicate = outcome == InsertOutcome::Duplicate;
+        Ok(receipt) => {
+            let duplicate = receipt == Receipt::Duplicate;
             state.metrics.webhook_accepted(duplicate);
-            tracing::debug!(event = %event_id, duplicate, "webhook event stored");
-            (
-                StatusCode::OK,
-                Json(json!({"received": true, "duplicate": duplicate})),
-            )
-                .into_response()
+            tracing::debug!(event = %event.id, duplicate, "webhook event stored");
+            Ok(Json(json!({"received": true, "duplicate": duplicate})))
         }
-        Err(CommitError::ShuttingDown) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
+        Err(CommitError::ShuttingDown) => Err(ApiError::unavailable(
             "shutting_down",
             "the receiver is shutting down; retry later",
-        ),
+        )),
         Err(CommitError::Storage(_)) => {
             state.metrics.webhook_storage_failed();
-            error(
-                StatusCode::SERVICE_UNAVAILABLE,
+            Err(ApiError::unavailable(
                 "storage_unavailable",
                 "the event could not be stored; retry later",
-            )
+            ))
         }
     }
 }
@@ -115,19 +85,4 @@ fn rejection_message(e: &WebhookError) -> String {
         WebhookError::InvalidJson(inner) => format!("payload is not valid JSON ({inner})"),
         other => other.to_string(),
     }
-}
-
-pub fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message}})),
-    )
-        .into_response()
-}
-
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }

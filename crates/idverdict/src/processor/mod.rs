@@ -7,20 +7,20 @@
 mod latest;
 mod users;
 
-pub use users::{apply_review, ReviewOutcome};
+pub use users::{apply_review, ReviewError};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use stripe_webhook::{Event, VerificationSession};
 use tokio::sync::{watch, Notify};
 
-use crate::decide::SessionRecord;
-use crate::decide::{self, Policy};
+use crate::clock::now_ms;
+use crate::decide::{fold_batch, BatchState, Disposition, Input, Policy, SessionRecord};
 use crate::ingest::IngestLoad;
 use crate::react::ReactConfig;
-use crate::store::{now_ms, ClaimedEvent, NewAttempt, NewHistory, Store, StoreError, Tx};
+use crate::store::{ClaimedEvent, Store, StoreError, Tx};
 
 /// Events claimed and applied per transaction.
 const BATCH: i64 = 256;
@@ -172,7 +172,8 @@ impl Processor {
     /// Apply a claimed batch inside the claiming transaction: the batch commits as a whole
     /// (events marked processed together with their effects) or not at all. The claimed rows
     /// are locked (SKIP LOCKED on PostgreSQL, the single writer on SQLite), so no other
-    /// processor can hold them: each event is applied exactly once.
+    /// processor can hold them: each event is applied exactly once. `decide::fold_batch` says
+    /// what the batch changes; this loads its sessions first and writes the changes after.
     /// Returns how many decisions were made (their reactions are in the outbox).
     async fn apply_batch(
         &self,
@@ -180,135 +181,60 @@ impl Processor {
         claimed: &[ClaimedEvent],
         latest: &HashMap<String, VerificationSession>,
     ) -> Result<usize, StoreError> {
-        let parsed: Vec<(&ClaimedEvent, Option<Event>)> = claimed
+        // Stored payloads were verified and parsed before the ack; a missing one was purged
+        // by a redaction meanwhile.
+        let events: Vec<Option<Event>> = claimed
             .iter()
-            .map(|c| {
-                (
-                    c,
-                    c.payload.as_deref().and_then(|p| Event::from_slice(p).ok()),
-                )
+            .map(|c| c.payload.as_deref().and_then(|p| Event::from_slice(p).ok()))
+            .collect();
+        let mut inputs: Vec<Input<'_>> = claimed
+            .iter()
+            .zip(&events)
+            .map(|(c, event)| Input::Event {
+                seq: c.seq,
+                event: event.as_ref(),
             })
             .collect();
-        let mut session_ids: Vec<&str> = parsed
-            .iter()
-            .filter_map(|(_, e)| e.as_ref())
-            .filter(|e| e.type_.is_verification_session())
-            .filter_map(|e| e.data.object.get("id").and_then(|v| v.as_str()))
-            .collect();
+        let mut session_ids: Vec<&str> = inputs.iter().filter_map(Input::session_id).collect();
         session_ids.sort_unstable();
         session_ids.dedup();
+        // Fetch-latest: Stripe's current session of each session here, after its events.
+        inputs.extend(
+            session_ids
+                .iter()
+                .filter_map(|id| latest.get(*id))
+                .map(Input::Current),
+        );
 
         self.store.lock_sessions(tx, &session_ids).await?;
-        let mut sessions = self.store.load_sessions(tx, &session_ids).await?;
-        let redacted_before: HashSet<String> = sessions
-            .values()
-            .filter(|s| s.is_redacted())
-            .map(|s| s.id.clone())
-            .collect();
-        let mut attempt_keys = self.store.load_attempt_keys(tx, &session_ids).await?;
-        let mut new_attempts = Vec::new();
-        let mut history = Vec::new();
-        let mut changed: Vec<String> = Vec::new();
-        let mut by_outcome: HashMap<&'static str, Vec<i64>> = HashMap::new();
-
-        for (claim, event) in &parsed {
-            let outcome = match event {
-                // Stored payloads were verified and parsed before the ack; a missing one was
-                // redacted meanwhile. Nothing left to apply.
-                None => "skipped:no_payload",
-                Some(event) if !event.type_.is_verification_session() => "ignored:not_identity",
-                Some(event) => match event.verification_session() {
-                    Some(Ok(session)) => {
-                        let keys = attempt_keys.entry(session.id.clone()).or_default();
-                        if let Some((key, code)) =
-                            decide::attempt_key(event, &session, &self.policy)
-                        {
-                            if keys.insert(key.clone()) {
-                                new_attempts.push(NewAttempt {
-                                    session_id: session.id.clone(),
-                                    key,
-                                    code,
-                                    event_created: event.created,
-                                });
-                            }
-                        }
-                        let attempts = u32::try_from(keys.len()).unwrap_or(u32::MAX);
-                        let (record, effect) = decide::apply(
-                            sessions.get(&session.id),
-                            event,
-                            &session,
-                            attempts,
-                            &self.policy,
-                        );
-                        tracing::debug!(event = %event.id, session = %session.id, effect = effect.as_str(), outcome = record.outcome.as_str(), "applied event");
-                        history.push(NewHistory {
-                            session_id: claim_session_id(event),
-                            event_id: &event.id,
-                            event_type: event.type_.as_str(),
-                            event_created: event.created,
-                            effect: effect.as_str(),
-                        });
-                        if !changed.contains(&record.id) {
-                            changed.push(record.id.clone());
-                        }
-                        sessions.insert(record.id.clone(), record);
-                        "applied"
-                    }
-                    _ => "ignored:bad_session_object",
-                },
-            };
-            by_outcome.entry(outcome).or_default().push(claim.seq);
-        }
-
-        // Fetch-latest: fold Stripe's current snapshot in after the batch's own events.
-        for id in &session_ids {
-            let (Some(fetched), Some(current)) = (latest.get(*id), sessions.get(*id)) else {
-                continue;
-            };
-            let newest_in_batch = parsed
-                .iter()
-                .filter_map(|(_, e)| e.as_ref())
-                .filter(|e| claim_session_id(e) == *id)
-                .map(|e| e.created)
-                .max()
-                .unwrap_or(i64::MIN);
-            let Some(snapshot) =
-                latest::as_event(fetched, current.status_event_created.max(newest_in_batch))
-            else {
-                continue;
-            };
-            let keys = attempt_keys.entry(fetched.id.clone()).or_default();
-            if fetched.last_verification_report.is_some() {
-                if let Some((key, code)) = decide::attempt_key(&snapshot, fetched, &self.policy) {
-                    if keys.insert(key.clone()) {
-                        new_attempts.push(NewAttempt {
-                            session_id: fetched.id.clone(),
-                            key,
-                            code,
-                            event_created: snapshot.created,
-                        });
-                    }
-                }
-            }
-            let attempts = u32::try_from(keys.len()).unwrap_or(u32::MAX);
-            let (record, effect) =
-                decide::apply_current(Some(current), &snapshot, fetched, attempts, &self.policy);
-            tracing::debug!(session = %record.id, effect = effect.as_str(), outcome = record.outcome.as_str(), "applied Stripe's current session");
-            if !changed.contains(&record.id) {
-                changed.push(record.id.clone());
-            }
-            sessions.insert(record.id.clone(), record);
+        let mut state = BatchState {
+            records: self.store.load_sessions(tx, &session_ids).await?,
+            attempts: self.store.load_attempt_keys(tx, &session_ids).await?.into(),
+        };
+        let changes = fold_batch(&mut state, &inputs, &self.policy);
+        for h in &changes.history {
+            tracing::debug!(event = %h.event_id, session = %h.session_id, effect = h.effect.as_str(), "applied event");
         }
 
         let now = now_ms();
-        let records: Vec<&SessionRecord> =
-            changed.iter().filter_map(|id| sessions.get(id)).collect();
+        let records: Vec<&SessionRecord> = changes
+            .changed
+            .iter()
+            .filter_map(|id| state.records.get(id))
+            .collect();
         self.store.save_sessions(tx, &records, now).await?;
-        self.store.insert_attempts(tx, &new_attempts).await?;
-        self.store.insert_history(tx, &history, now).await?;
+        self.store.insert_attempts(tx, &changes.attempts).await?;
+        self.store.insert_history(tx, &changes.history, now).await?;
+        let mut by_disposition: HashMap<Disposition, Vec<i64>> = HashMap::new();
+        for (seq, disposition) in &changes.dispositions {
+            by_disposition.entry(*disposition).or_default().push(*seq);
+        }
         let mut marked = 0;
-        for (outcome, seqs) in &by_outcome {
-            marked += self.store.mark_processed(tx, seqs, outcome, now).await?;
+        for (disposition, seqs) in &by_disposition {
+            marked += self
+                .store
+                .mark_processed(tx, seqs, *disposition, now)
+                .await?;
         }
         if marked != claimed.len() as u64 {
             // Someone else processed one of our events: roll the whole batch back.
@@ -319,17 +245,13 @@ impl Processor {
         }
         // Personal data goes with the redaction: the raw payloads of every event about a
         // redacted session, including ones that arrive after the redaction.
-        let redacted: Vec<&str> = records
-            .iter()
-            .filter(|r| r.is_redacted())
-            .map(|r| r.id.as_str())
-            .collect();
+        let redacted: Vec<&str> = changes.redacted.iter().map(String::as_str).collect();
         self.store.purge_payloads(tx, &redacted).await?;
 
-        let newly_redacted: Vec<&SessionRecord> = records
+        let newly_redacted: Vec<&SessionRecord> = changes
+            .newly_redacted
             .iter()
-            .copied()
-            .filter(|r| r.is_redacted() && !redacted_before.contains(&r.id))
+            .filter_map(|id| state.records.get(id))
             .collect();
         let decisions = users::update_users(
             &self.store,
@@ -344,7 +266,7 @@ impl Processor {
             now,
         )
         .await?;
-        Ok(decisions.len())
+        Ok(decisions)
     }
 }
 
@@ -354,14 +276,4 @@ fn provided_emails(latest: &HashMap<String, VerificationSession>) -> HashMap<Str
         .iter()
         .filter_map(|(id, s)| Some((id.clone(), s.provided_details.as_ref()?.email.clone()?)))
         .collect()
-}
-
-/// The session id an identity event is about (checked to exist by the caller).
-fn claim_session_id(event: &Event) -> &str {
-    event
-        .data
-        .object
-        .get("id")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
 }

@@ -1,79 +1,21 @@
-//! The user step of a processor batch: recompute the state of every user whose sessions
-//! changed, store it, and turn each change that matters into a decision whose reactions go to
-//! the outbox — all inside the batch's transaction, so a decision and its reactions commit
-//! together or not at all.
+//! Users: after a batch, and for an operator's review, lock the users concerned, load them
+//! with all their sessions, let `decide` recompute them, store the new records and put each
+//! decision's reactions in the outbox — inside one transaction, so a decision and its
+//! reactions commit together or not at all.
+//!
+//! Both paths read a user, recompute and write the user back, so both take the user's lock
+//! first (`Store::lock_users`): otherwise, on PostgreSQL, a review decided while a batch for
+//! the same user is in flight could be overwritten by the batch writing back the user it read
+//! before the review (or the review could write back sessions the batch has just changed).
 
 use std::collections::{BTreeSet, HashMap};
 
-use stripe_webhook::ErrorCode;
-
-use crate::decide::user::{user_view, Review, ReviewAction, UserState, UserView};
-use crate::decide::{Policy, SessionRecord};
-use crate::react::{plan, Decision, ReactConfig};
-use crate::store::{NewReview, Store, StoreError, StoredUser, Tx};
-
-/// States that tell someone something: entering one produces a decision.
-fn is_decision(state: UserState) -> bool {
-    !matches!(state, UserState::None | UserState::Pending)
-}
-
-/// The end user's address, from the metadata key the operator configured.
-fn email_of(session: &SessionRecord, react: &ReactConfig) -> Option<String> {
-    let key = react.email.as_ref()?.email_metadata_key.as_ref()?;
-    session.metadata.get(key).cloned()
-}
-
-/// Build the decision for a user's new view.
-pub(crate) fn decision_for(
-    user_ref: &str,
-    view: &UserView,
-    current: Option<&SessionRecord>,
-    provided_emails: &HashMap<String, String>,
-    react: &ReactConfig,
-    now_s: i64,
-) -> Option<Decision> {
-    let session = view.current_session.clone()?;
-    let code = view.error_code.clone();
-    let explanation = code.as_deref().map(|c| {
-        let parsed: ErrorCode = c
-            .parse()
-            .unwrap_or_else(|_| ErrorCode::Unknown(c.to_string()));
-        parsed.explanation().to_string()
-    });
-    Some(Decision {
-        key: format!(
-            "{user_ref}:{}:{session}:{}",
-            view.state.as_str(),
-            view.attempts_used
-        ),
-        decision: view.state.as_str().to_string(),
-        user: Some(user_ref.to_string()),
-        session,
-        state: view.state.as_str().to_string(),
-        error_code: code,
-        reason: current.and_then(|s| s.last_error_reason.clone()),
-        explanation,
-        next_step: view.next_step.map(|s| s.as_str().to_string()),
-        attempts_used: view.attempts_used,
-        attempts_left: view.attempts_allowed.saturating_sub(view.attempts_used),
-        resume: (view.state == UserState::RetryAllowed)
-            .then(|| format!("POST /v1/users/{user_ref}/verification_sessions")),
-        reviewer: None,
-        note: None,
-        occurred_at: now_s,
-        // The address: the configured metadata key, else `provided_details.email` as Stripe
-        // returned it to fetch-latest (webhooks never carry it). Used for the email only;
-        // never stored anywhere else.
-        email: current.and_then(|s| {
-            email_of(s, react).or_else(|| {
-                react
-                    .email
-                    .as_ref()
-                    .and(provided_emails.get(&s.id).cloned())
-            })
-        }),
-    })
-}
+use crate::clock;
+use crate::decide::review::{review, ReviewRefused};
+use crate::decide::user::{recompute, ReviewAction, UserRecord, UserState};
+use crate::decide::{Decision, Policy, SessionRecord};
+use crate::react::{plan, recipient, ReactConfig};
+use crate::store::{NewReview, Store, StoreError, Tx};
 
 /// What a processor batch changed, for the user step.
 pub(crate) struct BatchChanges<'a> {
@@ -85,8 +27,8 @@ pub(crate) struct BatchChanges<'a> {
     pub provided_emails: &'a HashMap<String, String>,
 }
 
-/// Recompute users touched by `changed` sessions (already saved in `tx`). Returns the
-/// decisions made, already enqueued.
+/// Recompute the users of the `changed` sessions (already saved in `tx`). Returns how many
+/// decisions were made (their reactions are enqueued).
 pub(crate) async fn update_users(
     store: &Store,
     tx: &mut Tx,
@@ -94,17 +36,14 @@ pub(crate) async fn update_users(
     react: &ReactConfig,
     batch: &BatchChanges<'_>,
     now_ms: i64,
-) -> Result<Vec<Decision>, StoreError> {
-    let BatchChanges {
-        changed,
-        newly_redacted,
-        provided_emails,
-    } = *batch;
-    let refs: BTreeSet<&str> = changed
+) -> Result<usize, StoreError> {
+    let refs: BTreeSet<&str> = batch
+        .changed
         .iter()
         .filter_map(|s| s.user_ref.as_deref())
         .collect();
     let refs: Vec<&str> = refs.into_iter().collect();
+    store.lock_users(tx, &refs).await?;
     let stored = store.load_users(tx, &refs).await?;
     let sessions = store.load_sessions_of_users(tx, &refs).await?;
     let mut by_user: HashMap<&str, Vec<&SessionRecord>> = HashMap::new();
@@ -114,97 +53,86 @@ pub(crate) async fn update_users(
         }
     }
 
-    let mut to_save = Vec::new();
-    let mut decisions = Vec::new();
+    let mut saved: Vec<UserRecord> = Vec::new();
+    let mut decisions: Vec<Decision> = Vec::new();
     for user_ref in refs {
         let mine = by_user.get(user_ref).map(Vec::as_slice).unwrap_or_default();
-        let old = stored.get(user_ref);
-        let view = user_view(mine, old.and_then(|u| u.review.as_ref()), policy);
-        if old.map(|u| &u.view) == Some(&view) {
-            continue;
+        if let Some(change) = recompute(user_ref, mine, stored.get(user_ref), policy, now_ms) {
+            decisions.extend(change.decision);
+            saved.push(change.user);
         }
-        let state_changed = old.map(|u| u.view.state) != Some(view.state);
-        let new_failure = view.state == UserState::RetryAllowed
-            && old.map(|u| u.view.attempts_used) != Some(view.attempts_used);
-        if is_decision(view.state) && (state_changed || new_failure) {
-            let current = mine
-                .iter()
-                .copied()
-                .find(|s| Some(&s.id) == view.current_session.as_ref());
-            decisions.extend(decision_for(
-                user_ref,
-                &view,
-                current,
-                provided_emails,
-                react,
-                now_ms / 1000,
-            ));
-        }
-        to_save.push(StoredUser {
-            user_ref: user_ref.to_string(),
-            state_since_ms: match old {
-                Some(u) if !state_changed => u.state_since_ms,
-                _ => now_ms,
-            },
-            review: old.and_then(|u| u.review.clone()),
-            view,
-            updated_at_ms: now_ms,
-        });
     }
-    let refs_to_save: Vec<&StoredUser> = to_save.iter().collect();
-    store.save_users(tx, &refs_to_save).await?;
+    store
+        .save_users(tx, &saved.iter().collect::<Vec<_>>())
+        .await?;
 
     // Redaction is a decision of its own (the app may need to forget data too), and it
     // strips personal fields from every reaction already written about the session.
-    for s in newly_redacted {
-        decisions.push(Decision {
-            key: format!("{}:redacted", s.id),
-            decision: "redacted".to_string(),
-            user: s.user_ref.clone(),
-            session: s.id.clone(),
-            state: s
-                .user_ref
-                .as_deref()
-                .and_then(|u| {
-                    to_save
-                        .iter()
-                        .find(|x| x.user_ref == u)
-                        .map(|x| x.view.state.as_str().to_string())
-                })
-                .or_else(|| {
-                    s.user_ref
-                        .as_deref()
-                        .and_then(|u| stored.get(u))
-                        .map(|x| x.view.state.as_str().to_string())
-                })
-                .unwrap_or_else(|| "none".to_string()),
-            error_code: None,
-            reason: None,
-            explanation: None,
-            next_step: None,
-            attempts_used: 0,
-            attempts_left: 0,
-            resume: None,
-            reviewer: None,
-            note: None,
-            occurred_at: now_ms / 1000,
-            email: None,
+    for s in batch.newly_redacted {
+        let state = s.user_ref.as_deref().and_then(|u| {
+            saved
+                .iter()
+                .find(|x| x.user_ref == u)
+                .or_else(|| stored.get(u))
+                .map(|x| x.view.state)
         });
+        decisions.push(Decision::redacted(
+            s,
+            state.unwrap_or(UserState::None),
+            now_ms,
+        ));
     }
-    let reactions: Vec<_> = decisions.iter().flat_map(|d| plan(d, react)).collect();
-    store.enqueue_reactions(tx, &reactions, now_ms).await?;
-    let redacted_ids: Vec<&str> = newly_redacted.iter().map(|s| s.id.as_str()).collect();
+    let sessions: Vec<&SessionRecord> = sessions.iter().collect();
+    enqueue(
+        store,
+        tx,
+        react,
+        &decisions,
+        &sessions,
+        batch.provided_emails,
+        now_ms,
+    )
+    .await?;
+    let redacted_ids: Vec<&str> = batch.newly_redacted.iter().map(|s| s.id.as_str()).collect();
     store.redact_reactions(tx, &redacted_ids).await?;
-    Ok(decisions)
+    Ok(decisions.len())
 }
 
-/// The result of an operator's review.
-#[derive(Debug)]
-pub enum ReviewOutcome {
-    Done(StoredUser),
+/// Plan each decision's reactions (emails to the address of the session it is about) and
+/// write them to the outbox.
+async fn enqueue(
+    store: &Store,
+    tx: &mut Tx,
+    react: &ReactConfig,
+    decisions: &[Decision],
+    sessions: &[&SessionRecord],
+    provided_emails: &HashMap<String, String>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let reactions: Vec<_> = decisions
+        .iter()
+        .flat_map(|d| {
+            let session = sessions.iter().copied().find(|s| s.id == d.session);
+            let to = recipient(
+                session,
+                provided_emails.get(&d.session).map(String::as_str),
+                react,
+            );
+            plan(d, to.as_deref(), react)
+        })
+        .collect();
+    store.enqueue_reactions(tx, &reactions, now_ms).await
+}
+
+/// Why a review was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("no verification session has been received for this user")]
     UnknownUser,
-    /// `allow_retry` needs a user waiting in `needs_review`.
+    #[error("allow_retry needs a user in needs_review; this user is {}", .0.as_str())]
     NotReviewable(UserState),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Record a review and apply it: the user's state is recomputed with the review, stored, and
@@ -217,25 +145,22 @@ pub async fn apply_review(
     action: ReviewAction,
     reviewer: &str,
     note: Option<&str>,
-) -> Result<ReviewOutcome, StoreError> {
-    let now_ms = crate::store::now_ms();
+) -> Result<UserRecord, ReviewError> {
+    let now_ms = clock::now_ms();
     let mut tx = store.begin().await?;
-    store.lock_sessions(&mut tx, &[user_ref]).await?;
+    store.lock_users(&mut tx, &[user_ref]).await?;
     let stored = store.load_users(&mut tx, &[user_ref]).await?;
     let Some(old) = stored.get(user_ref) else {
-        return Ok(ReviewOutcome::UnknownUser);
+        return Err(ReviewError::UnknownUser);
     };
-    if action == ReviewAction::AllowRetry && old.view.state != UserState::NeedsReview {
-        return Ok(ReviewOutcome::NotReviewable(old.view.state));
-    }
     let sessions = store.load_sessions_of_users(&mut tx, &[user_ref]).await?;
-    let refs: Vec<&SessionRecord> = sessions.iter().collect();
-    let review = Review {
-        action,
-        session_id: old.view.current_session.clone(),
-        attempts_at_review: old.view.attempts_used,
-    };
-    let view = user_view(&refs, Some(&review), policy);
+    let sessions: Vec<&SessionRecord> = sessions.iter().collect();
+    let change =
+        review(old, &sessions, action, reviewer, note, policy, now_ms).map_err(|refused| {
+            match refused {
+                ReviewRefused::NotReviewable(state) => ReviewError::NotReviewable(state),
+            }
+        })?;
     store
         .insert_review(
             &mut tx,
@@ -244,42 +169,27 @@ pub async fn apply_review(
                 action,
                 reviewer,
                 note,
-                session_id: review.session_id.as_deref(),
+                session_id: change
+                    .user
+                    .review
+                    .as_ref()
+                    .and_then(|r| r.session_id.as_deref()),
                 at_ms: now_ms,
             },
         )
         .await?;
-    let user = StoredUser {
-        user_ref: user_ref.to_string(),
-        state_since_ms: if view.state == old.view.state {
-            old.state_since_ms
-        } else {
-            now_ms
-        },
-        review: Some(review),
-        view,
-        updated_at_ms: now_ms,
-    };
-    store.save_users(&mut tx, &[&user]).await?;
-    let current = refs
-        .iter()
-        .copied()
-        .find(|s| Some(&s.id) == user.view.current_session.as_ref());
-    if let Some(mut decision) = decision_for(
-        user_ref,
-        &user.view,
-        current,
-        &HashMap::new(),
+    store.save_users(&mut tx, &[&change.user]).await?;
+    let decisions: Vec<Decision> = change.decision.into_iter().collect();
+    enqueue(
+        store,
+        &mut tx,
         react,
-        now_ms / 1000,
-    ) {
-        // A review is its own decision even when the state does not change.
-        decision.key = format!("{user_ref}:review:{}:{now_ms}", action.as_str());
-        decision.reviewer = Some(reviewer.to_string());
-        decision.note = note.map(str::to_string);
-        let reactions = plan(&decision, react);
-        store.enqueue_reactions(&mut tx, &reactions, now_ms).await?;
-    }
-    tx.commit().await?;
-    Ok(ReviewOutcome::Done(user))
+        &decisions,
+        &sessions,
+        &HashMap::new(),
+        now_ms,
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(change.user)
 }

@@ -4,7 +4,7 @@
 //! `webhook-signature` (`v1,<base64 HMAC-SHA256("{id}.{timestamp}.{body}")>`, one per secret,
 //! space-separated, during a rotation).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -13,7 +13,7 @@ use sha2::Sha256;
 
 use super::config::{decode_secret, ReactConfig};
 use super::retry::parse_retry_after;
-use super::{ssrf, Failure, Outcome, ReactError};
+use super::{ssrf, Delivery, Failure, ReactError};
 
 /// Signing keys, decoded once.
 #[derive(Clone)]
@@ -100,20 +100,17 @@ impl CallbackChannel {
     }
 
     /// POST the payload to `url`. Only a 2xx is a delivery.
-    pub async fn deliver(&self, id: &str, url: &str, payload: &str) -> Outcome {
+    pub async fn deliver(&self, id: &str, url: &str, payload: &str) -> Delivery {
         if let Err(e) = ssrf::check_url(url, self.allow_private).await {
             let permanent = !matches!(e, ssrf::SsrfError::Resolve { .. });
-            return Outcome::Failed(Failure {
+            return Delivery::Failed(Failure {
                 status: None,
                 error: e.to_string(),
                 retry_after: None,
                 permanent,
             });
         }
-        let timestamp = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or_default();
+        let timestamp = crate::clock::now_secs();
         let signature = self.signer.sign(id, timestamp, payload.as_bytes());
         let started = Instant::now();
         let result = self
@@ -147,7 +144,7 @@ impl CallbackChannel {
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "callback {kind}"
                 );
-                return Outcome::Failed(Failure {
+                return Delivery::Failed(Failure {
                     status: None,
                     error: if detail.is_empty() {
                         kind.to_string()
@@ -164,11 +161,11 @@ impl CallbackChannel {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            .and_then(|v| parse_retry_after(v, crate::clock::now()));
         // Drain (bounded by the client timeout) so the connection goes back to the pool.
         let _ = response.bytes().await;
         if status.is_success() {
-            Outcome::Delivered {
+            Delivery::Delivered {
                 status: Some(status.as_u16()),
             }
         } else {
@@ -177,7 +174,7 @@ impl CallbackChannel {
             } else {
                 "unsuccessful status"
             };
-            Outcome::Failed(Failure {
+            Delivery::Failed(Failure {
                 status: Some(status.as_u16()),
                 error: format!("{what}: HTTP {}", status.as_u16()),
                 retry_after,
@@ -193,7 +190,7 @@ mod tests {
 
     #[test]
     fn golden_vector() {
-        // Standard Webhooks / Svix reference vector (prior-art.md §C.1).
+        // The reference vector of the Standard Webhooks specification (also Svix's).
         let signer = Signer::new(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()]).unwrap();
         assert_eq!(
             signer.sign(

@@ -18,8 +18,9 @@ use super::config::ReactConfig;
 use super::email::EmailChannel;
 use super::nats::NatsChannel;
 use super::retry::Schedule;
-use super::{Failure, Outcome, ReactError, ReactionKind};
-use crate::store::{now_ms, AttemptResult, ClaimedReaction, NextState, Store};
+use super::{Delivery, Failure, ReactError, ReactionKind};
+use crate::clock::now_ms;
+use crate::store::{AttemptResult, ClaimedReaction, NextState, Store};
 
 /// Most reactions claimed by one `run_once` statement.
 const CLAIM_BATCH: i64 = 256;
@@ -242,7 +243,7 @@ impl Inner {
         let started = Instant::now();
         let kind = ReactionKind::parse(&c.kind);
         let not_configured = |what: &str| {
-            Outcome::Failed(Failure {
+            Delivery::Failed(Failure {
                 status: None,
                 error: format!("{what} not configured"),
                 retry_after: None,
@@ -268,13 +269,13 @@ impl Inner {
         let kind_label = kind.map(ReactionKind::as_str).unwrap_or("unknown");
         metrics::histogram!(REACTION_LATENCY, "kind" => kind_label).record(elapsed.as_secs_f64());
         let (status_code, error, next) = match outcome {
-            Outcome::Delivered { status } => {
+            Delivery::Delivered { status } => {
                 metrics::counter!(REACTION_ATTEMPTS, "kind" => kind_label, "result" => "delivered")
                     .increment(1);
                 tracing::info!(reaction = %c.id, kind = kind_label, attempt = c.attempt, "reaction delivered");
                 (status, None, NextState::Delivered)
             }
-            Outcome::Failed(f) => {
+            Delivery::Failed(f) => {
                 let failed = usize::try_from(c.attempt - c.schedule_offset).unwrap_or(usize::MAX);
                 let delay = if f.permanent {
                     None

@@ -17,8 +17,9 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use super::config::{EmailConfig, TlsMode};
-use super::decision::{Decision, EMAIL_DECISIONS};
-use super::{Failure, Outcome, ReactError};
+use super::plan::EMAIL_DECISIONS;
+use super::{Delivery, Failure, ReactError};
+use crate::decide::{Decision, DecisionType};
 
 /// What a template may use.
 pub const VARIABLES: &[&str] = &[
@@ -32,19 +33,19 @@ pub const VARIABLES: &[&str] = &[
     "date",
 ];
 
-const BUILT_IN: &[(&str, &str, &str)] = &[
+const BUILT_IN: &[(DecisionType, &str, &str)] = &[
     (
-        "retry_allowed",
+        DecisionType::RetryAllowed,
         include_str!("../../templates/email/retry_allowed.txt"),
         include_str!("../../templates/email/retry_allowed.html"),
     ),
     (
-        "alternative_required",
+        DecisionType::AlternativeRequired,
         include_str!("../../templates/email/alternative_required.txt"),
         include_str!("../../templates/email/alternative_required.html"),
     ),
     (
-        "verified",
+        DecisionType::Verified,
         include_str!("../../templates/email/verified.txt"),
         include_str!("../../templates/email/verified.html"),
     ),
@@ -79,7 +80,7 @@ struct Template {
 /// The loaded, checked templates.
 #[derive(Debug, Clone)]
 pub struct Templates {
-    by_decision: HashMap<&'static str, Template>,
+    by_decision: HashMap<DecisionType, Template>,
 }
 
 /// A rendered message.
@@ -96,7 +97,7 @@ impl Templates {
         let mut by_decision = HashMap::new();
         for (decision, text, html) in BUILT_IN {
             let read = |ext: &str, default: &str| -> Result<(String, String), TemplateError> {
-                let name = format!("{decision}.{ext}");
+                let name = format!("{}.{ext}", decision.as_str());
                 if let Some(dir) = dir {
                     let path = dir.join(&name);
                     if path.is_file() {
@@ -133,7 +134,7 @@ impl Templates {
 
     /// Render the mail for a decision (`None` for decisions that send no mail).
     pub fn render(&self, decision: &Decision) -> Option<Rendered> {
-        let template = self.by_decision.get(decision.decision.as_str())?;
+        let template = self.by_decision.get(&decision.kind)?;
         let vars = variables(decision);
         let subject = substitute(&template.subject, &vars, false).replace(['\r', '\n'], " ");
         Some(Rendered {
@@ -226,12 +227,12 @@ pub fn escape_html(s: &str) -> String {
 }
 
 /// What the end user is told when the decision carries no explanation of its own.
-fn default_explanation(decision: &str) -> &'static str {
+fn default_explanation(decision: DecisionType) -> &'static str {
     match decision {
-        "retry_allowed" => {
+        DecisionType::RetryAllowed => {
             "the verification could not be completed with the photos or document provided."
         }
-        "alternative_required" => "online verification cannot be used in your case.",
+        DecisionType::AlternativeRequired => "online verification cannot be used in your case.",
         _ => "",
     }
 }
@@ -241,7 +242,7 @@ fn variables(d: &Decision) -> HashMap<&'static str, String> {
         .explanation
         .clone()
         .filter(|s| !s.trim().is_empty())
-        .unwrap_or_else(|| default_explanation(&d.decision).to_string());
+        .unwrap_or_else(|| default_explanation(d.kind).to_string());
     let date = std::time::UNIX_EPOCH
         .checked_add(Duration::from_secs(
             u64::try_from(d.occurred_at).unwrap_or(0),
@@ -250,8 +251,14 @@ fn variables(d: &Decision) -> HashMap<&'static str, String> {
         .unwrap_or_default();
     HashMap::from([
         ("explanation", explanation),
-        ("error_code", d.error_code.clone().unwrap_or_default()),
-        ("state", d.state.clone()),
+        (
+            "error_code",
+            d.error_code
+                .as_ref()
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+        ),
+        ("state", d.state.as_str().to_string()),
         ("attempts_used", d.attempts_used.to_string()),
         ("attempts_left", d.attempts_left.to_string()),
         ("session", d.session.clone()),
@@ -313,9 +320,9 @@ impl EmailChannel {
 
     /// Render and send. `id` becomes the Message-ID, so a resent mail is recognisable as the
     /// same message by the receiving side.
-    pub async fn deliver(&self, id: &str, to: &str, payload: &str) -> Outcome {
+    pub async fn deliver(&self, id: &str, to: &str, payload: &str) -> Delivery {
         let permanent = |error: String| {
-            Outcome::Failed(Failure {
+            Delivery::Failed(Failure {
                 status: None,
                 error,
                 retry_after: None,
@@ -326,11 +333,17 @@ impl EmailChannel {
             Ok(d) => d,
             Err(e) => return permanent(format!("stored payload is not a decision: {e}")),
         };
-        if !EMAIL_DECISIONS.contains(&decision.decision.as_str()) {
-            return permanent(format!("no email template for `{}`", decision.decision));
+        let no_template = || {
+            permanent(format!(
+                "no email template for `{}`",
+                decision.kind.as_str()
+            ))
+        };
+        if !EMAIL_DECISIONS.contains(&decision.kind) {
+            return no_template();
         }
         let Some(rendered) = self.templates.render(&decision) else {
-            return permanent(format!("no email template for `{}`", decision.decision));
+            return no_template();
         };
         let to: Mailbox = match to.parse() {
             Ok(m) => m,
@@ -350,10 +363,10 @@ impl EmailChannel {
             Err(e) => return permanent(scrub_addresses(&format!("cannot build the message: {e}"))),
         };
         match self.transport.send(message).await {
-            Ok(response) => Outcome::Delivered {
+            Ok(response) => Delivery::Delivered {
                 status: Some(u16::from(response.code())),
             },
-            Err(e) => Outcome::Failed(Failure {
+            Err(e) => Delivery::Failed(Failure {
                 status: e.status().map(u16::from),
                 error: scrub_addresses(&format!("smtp: {e}")),
                 retry_after: None,
@@ -367,41 +380,44 @@ impl EmailChannel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::{NextStep, UserState};
+    use stripe_webhook::ErrorCode;
 
-    fn decision(kind: &str) -> Decision {
+    fn decision(kind: DecisionType) -> Decision {
         Decision {
             key: "k".into(),
-            decision: kind.into(),
+            kind,
             user: Some("u<1>".into()),
             session: "vs_1".into(),
-            state: kind.into(),
-            error_code: Some("document_expired".into()),
+            state: UserState::parse(kind.as_str()).unwrap_or(UserState::None),
+            error_code: Some(ErrorCode::DocumentExpired),
             reason: Some("secret-ish reason".into()),
             explanation: Some("Your document has <expired>.".into()),
-            next_step: Some("retry".into()),
+            next_step: Some(NextStep::Retry),
             attempts_used: 1,
             attempts_left: 2,
             resume: Some("POST /v1/users/u/verification_sessions".into()),
             reviewer: None,
             note: None,
             occurred_at: 1_700_000_000,
-            email: Some("jane@example.test".into()),
         }
     }
 
     #[test]
     fn built_in_templates_render() {
         let t = Templates::load(None).unwrap();
-        let r = t.render(&decision("retry_allowed")).unwrap();
+        let r = t.render(&decision(DecisionType::RetryAllowed)).unwrap();
         assert!(r.subject.contains("try again"));
         assert!(r.text.contains("Your document has <expired>."));
         assert!(r.html.contains("Your document has &lt;expired&gt;."));
         assert!(r.text.contains("2 remaining"));
         assert!(!r.text.contains("POST /v1"));
         assert!(!r.text.contains("{{"));
-        assert!(t.render(&decision("alternative_required")).is_some());
-        assert!(t.render(&decision("verified")).is_some());
-        assert!(t.render(&decision("needs_review")).is_none());
+        assert!(t
+            .render(&decision(DecisionType::AlternativeRequired))
+            .is_some());
+        assert!(t.render(&decision(DecisionType::Verified)).is_some());
+        assert!(t.render(&decision(DecisionType::NeedsReview)).is_none());
     }
 
     #[test]
@@ -413,7 +429,7 @@ mod tests {
         )
         .unwrap();
         let t = Templates::load(Some(dir.path())).unwrap();
-        let r = t.render(&decision("verified")).unwrap();
+        let r = t.render(&decision(DecisionType::Verified)).unwrap();
         assert_eq!(r.subject, "Done, u<1>");
         assert_eq!(r.text, "All good (vs_1).\n");
         // The HTML part still comes from the built-in file.

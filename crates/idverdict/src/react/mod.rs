@@ -1,35 +1,34 @@
 //! Reactions: what idverdict does about a decision — an HTTP callback to the app (Standard
 //! Webhooks), an email to the end user, a message on the bus (NATS).
 //!
-//! The outcome engine turns a decision into [`NewReaction`]s with [`plan`] and writes them to
-//! the outbox (`reactions` table) in the decision's own transaction; the [`Dispatcher`]
-//! delivers them afterwards, at least once, with the reaction id as the idempotency key the
-//! receiver deduplicates on (`webhook-id`, `Message-ID`, `Nats-Msg-Id`): exactly once in
-//! effect. Failed attempts are retried on a schedule with jitter; after the last one the
+//! The processor turns each [`Decision`](crate::decide::Decision) into [`NewReaction`]s with
+//! [`plan`] and writes them to the outbox (`reactions` table) in the decision's own
+//! transaction; the [`Dispatcher`] delivers them afterwards, at least once, with the reaction
+//! id as the idempotency key the receiver deduplicates on (`webhook-id`, `Message-ID`,
+//! `Nats-Msg-Id`): exactly once in effect. Failed attempts are retried on a schedule with jitter; after the last one the
 //! reaction is `exhausted`, kept, and can be redelivered by the operator.
 //!
-//! One job per module: [`decision`] (the body), [`plan`] (fan-out),
-//! [`dispatcher`] (claim, deliver, record), [`retry`] (when again), [`callback`] (signing and
-//! HTTP), [`email`] (templates and SMTP), [`nats`] (the bus), [`ssrf`] (target guard). Their
-//! settings are loaded and checked with the rest in `crate::config::reactions`, re-exported
-//! here as `config`.
+//! One job per module: [`plan`] (fan-out), [`dispatcher`] (claim, deliver, record),
+//! [`retry`] (when again), [`callback`] (signing and HTTP), [`email`] (templates and SMTP),
+//! [`nats`] (the bus), [`ssrf`] (target guard), [`redaction`] (what a redaction does to
+//! reactions already written). Their settings are loaded and checked with the rest in
+//! `crate::config::reactions`, re-exported here as `config`.
 
 pub mod callback;
 pub use crate::config::reactions as config;
-pub mod decision;
 pub mod dispatcher;
 pub mod email;
 pub mod nats;
 pub mod plan;
+pub mod redaction;
 pub mod retry;
 pub mod ssrf;
 
 use std::time::Duration;
 
 pub use config::ReactConfig;
-pub use decision::Decision;
 pub use dispatcher::Dispatcher;
-pub use plan::{plan, NewReaction, ReactionKind};
+pub use plan::{plan, recipient, NewReaction, ReactionKind, ReactionState};
 
 use crate::store::StoreError;
 
@@ -45,7 +44,7 @@ pub enum ReactError {
 
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum Delivery {
     /// The receiver has it (HTTP 2xx, SMTP accepted, NATS flushed).
     Delivered {
         status: Option<u16>,

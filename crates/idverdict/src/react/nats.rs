@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 
 use super::config::NatsConfig;
-use super::{Failure, Outcome};
+use super::{Delivery, Failure};
 
 /// How long a connect or flush may take before the attempt counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,8 +20,8 @@ pub struct NatsChannel {
     client: Mutex<Option<async_nats::Client>>,
 }
 
-fn failed(error: String) -> Outcome {
-    Outcome::Failed(Failure {
+fn failed(error: String) -> Delivery {
+    Delivery::Failed(Failure {
         status: None,
         error,
         retry_after: None,
@@ -57,7 +57,7 @@ impl NatsChannel {
     }
 
     /// Publish and flush: the attempt succeeds once the server has the message.
-    pub async fn deliver(&self, id: &str, subject: &str, payload: &str) -> Outcome {
+    pub async fn deliver(&self, id: &str, subject: &str, payload: &str) -> Delivery {
         let client = match self.client().await {
             Ok(c) => c,
             Err(e) => return failed(e),
@@ -76,7 +76,7 @@ impl NatsChannel {
             return failed(format!("nats: publish failed: {e}"));
         }
         match tokio::time::timeout(TIMEOUT, client.flush()).await {
-            Ok(Ok(())) => Outcome::Delivered { status: None },
+            Ok(Ok(())) => Delivery::Delivered { status: None },
             Ok(Err(e)) => failed(format!("nats: flush failed: {e}")),
             Err(_) => failed("nats: flush timed out".to_string()),
         }

@@ -4,7 +4,15 @@
 use rand::Rng;
 
 use super::config::ReactConfig;
-use super::decision::{Decision, EMAIL_DECISIONS};
+use crate::decide::{Decision, DecisionType, SessionRecord};
+
+/// The decisions that mail the end user: what went wrong and how to try again, that another
+/// way is needed, or that they are verified. The others concern the app, not the user.
+pub const EMAIL_DECISIONS: [DecisionType; 3] = [
+    DecisionType::RetryAllowed,
+    DecisionType::AlternativeRequired,
+    DecisionType::Verified,
+];
 
 /// A reaction to write to the outbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,9 +25,51 @@ pub struct NewReaction {
     pub target: String,
     pub user_ref: Option<String>,
     pub session_id: String,
-    pub decision: String,
+    pub decision: DecisionType,
     /// The decision as JSON (the body sent; emails are rendered from it).
     pub payload: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReactionState {
+    /// Waiting for its (next) attempt.
+    Pending,
+    /// Leased by a dispatcher for an attempt.
+    Sending,
+    Delivered,
+    /// Every scheduled attempt failed; kept for the operator to redeliver.
+    Exhausted,
+    /// Will never be sent (an email whose session was redacted first).
+    Canceled,
+}
+
+impl ReactionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReactionState::Pending => "pending",
+            ReactionState::Sending => "sending",
+            ReactionState::Delivered => "delivered",
+            ReactionState::Exhausted => "exhausted",
+            ReactionState::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ReactionState> {
+        [
+            ReactionState::Pending,
+            ReactionState::Sending,
+            ReactionState::Delivered,
+            ReactionState::Exhausted,
+            ReactionState::Canceled,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+    }
+
+    /// Not delivered yet, and still going to be tried.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, ReactionState::Pending | ReactionState::Sending)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,11 +107,31 @@ pub fn reaction_id() -> String {
     format!("rx_{suffix}")
 }
 
+/// The end user's address for a decision about `session`, when email is configured: the
+/// session's metadata under `email_metadata_key`, else `provided_details.email` as Stripe
+/// returned it to fetch-latest (webhooks never carry it). Used as the email target only;
+/// never stored anywhere else.
+pub fn recipient(
+    session: Option<&SessionRecord>,
+    provided_email: Option<&str>,
+    config: &ReactConfig,
+) -> Option<String> {
+    let email = config.email.as_ref()?;
+    let from_metadata = email
+        .email_metadata_key
+        .as_ref()
+        .and_then(|key| session?.metadata.get(key).cloned());
+    from_metadata.or_else(|| provided_email.map(str::to_string))
+}
+
 /// Fan a decision out to the configured channels: one callback per configured URL; an email
-/// when email is configured, an address is known and the decision is `retry_allowed`,
-/// `alternative_required` or `verified`; one NATS message to `{prefix}.{decision}` when NATS
-/// is configured.
-pub fn plan(decision: &Decision, config: &ReactConfig) -> Vec<NewReaction> {
+/// to `recipient` when email is configured, an address is known and the decision is one of
+/// [`EMAIL_DECISIONS`]; one NATS message to `{prefix}.{type}` when NATS is configured.
+pub fn plan(
+    decision: &Decision,
+    recipient: Option<&str>,
+    config: &ReactConfig,
+) -> Vec<NewReaction> {
     let mut out = Vec::new();
     if !config.any_channel() {
         return out;
@@ -77,15 +147,15 @@ pub fn plan(decision: &Decision, config: &ReactConfig) -> Vec<NewReaction> {
             target,
             user_ref: decision.user.clone(),
             session_id: decision.session.clone(),
-            decision: decision.decision.clone(),
+            decision: decision.kind,
             payload: payload.clone(),
         });
     };
     for url in &config.callbacks.urls {
         push(ReactionKind::Callback, url.clone());
     }
-    if config.email.is_some() && EMAIL_DECISIONS.contains(&decision.decision.as_str()) {
-        if let Some(address) = decision.email.as_deref().map(str::trim) {
+    if config.email.is_some() && EMAIL_DECISIONS.contains(&decision.kind) {
+        if let Some(address) = recipient.map(str::trim) {
             if !address.is_empty() {
                 push(ReactionKind::Email, address.to_string());
             }
@@ -94,7 +164,7 @@ pub fn plan(decision: &Decision, config: &ReactConfig) -> Vec<NewReaction> {
     if let Some(nats) = &config.nats {
         push(
             ReactionKind::Nats,
-            format!("{}.{}", nats.subject_prefix, decision.decision),
+            format!("{}.{}", nats.subject_prefix, decision.kind.as_str()),
         );
     }
     out
@@ -103,15 +173,17 @@ pub fn plan(decision: &Decision, config: &ReactConfig) -> Vec<NewReaction> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::UserState;
     use crate::react::config::{EmailConfig, NatsConfig};
+    use DecisionType as T;
 
-    fn decision(kind: &str, email: Option<&str>) -> Decision {
+    fn decision(kind: DecisionType) -> Decision {
         Decision {
-            key: format!("vs_1:{kind}:1"),
-            decision: kind.into(),
+            key: format!("vs_1:{}:1", kind.as_str()),
+            kind,
             user: Some("user_1".into()),
             session: "vs_1".into(),
-            state: kind.into(),
+            state: UserState::parse(kind.as_str()).unwrap_or(UserState::None),
             error_code: None,
             reason: None,
             explanation: None,
@@ -122,7 +194,6 @@ mod tests {
             reviewer: None,
             note: None,
             occurred_at: 1_700_000_000,
-            email: email.map(str::to_string),
         }
     }
 
@@ -148,7 +219,8 @@ mod tests {
     #[test]
     fn nothing_configured_nothing_planned() {
         assert!(plan(
-            &decision("verified", Some("a@b.test")),
+            &decision(T::Verified),
+            Some("a@b.test"),
             &ReactConfig::default()
         )
         .is_empty());
@@ -157,40 +229,44 @@ mod tests {
     #[test]
     fn fan_out_per_decision() {
         let c = full_config();
-        for kind in ["retry_allowed", "alternative_required", "verified"] {
-            let r = plan(&decision(kind, Some("jane@example.test")), &c);
+        for kind in EMAIL_DECISIONS {
+            let r = plan(&decision(kind), Some("jane@example.test"), &c);
             assert_eq!(
                 kinds(&r),
                 vec![
                     (ReactionKind::Callback, "https://a.test/cb"),
                     (ReactionKind::Callback, "https://b.test/cb"),
                     (ReactionKind::Email, "jane@example.test"),
-                    (ReactionKind::Nats, format!("acme.idv.{kind}").as_str()),
+                    (
+                        ReactionKind::Nats,
+                        format!("acme.idv.{}", kind.as_str()).as_str()
+                    ),
                 ]
             );
         }
         for kind in [
-            "needs_review",
-            "rejected",
-            "approved",
-            "canceled",
-            "redacted",
+            T::NeedsReview,
+            T::Rejected,
+            T::Approved,
+            T::Canceled,
+            T::Redacted,
         ] {
-            let r = plan(&decision(kind, Some("jane@example.test")), &c);
-            assert_eq!(r.len(), 3, "{kind}: no email");
+            let r = plan(&decision(kind), Some("jane@example.test"), &c);
+            assert_eq!(r.len(), 3, "{kind:?}: no email");
             assert!(r.iter().all(|r| r.kind != ReactionKind::Email));
         }
         // No address known: no email.
-        let r = plan(&decision("verified", None), &c);
+        let r = plan(&decision(T::Verified), None, &c);
         assert_eq!(r.len(), 3);
-        let r = plan(&decision("verified", Some("  ")), &c);
+        let r = plan(&decision(T::Verified), Some("  "), &c);
         assert_eq!(r.len(), 3);
     }
 
     #[test]
     fn ids_are_unique_and_payload_has_no_address() {
         let r = plan(
-            &decision("retry_allowed", Some("jane@example.test")),
+            &decision(T::RetryAllowed),
+            Some("jane@example.test"),
             &full_config(),
         );
         let mut ids: Vec<&str> = r.iter().map(|r| r.id.as_str()).collect();
@@ -209,7 +285,35 @@ mod tests {
     fn email_without_smtp_config_is_not_planned() {
         let mut c = full_config();
         c.email = None;
-        let r = plan(&decision("verified", Some("jane@example.test")), &c);
+        let r = plan(&decision(T::Verified), Some("jane@example.test"), &c);
         assert!(r.iter().all(|r| r.kind != ReactionKind::Email));
+        assert_eq!(recipient(None, Some("jane@example.test"), &c), None);
+    }
+
+    #[test]
+    fn the_recipient_is_the_metadata_address_else_the_provided_one() {
+        let mut c = full_config();
+        let mut session: SessionRecord = SessionRecord::example("vs_1");
+        session
+            .metadata
+            .insert("contact".into(), "meta@example.test".into());
+        assert_eq!(
+            recipient(Some(&session), Some("provided@example.test"), &c).as_deref(),
+            Some("provided@example.test"),
+            "no metadata key configured"
+        );
+        if let Some(email) = c.email.as_mut() {
+            email.email_metadata_key = Some("contact".into());
+        }
+        assert_eq!(
+            recipient(Some(&session), Some("provided@example.test"), &c).as_deref(),
+            Some("meta@example.test")
+        );
+        session.metadata.clear();
+        assert_eq!(
+            recipient(Some(&session), Some("provided@example.test"), &c).as_deref(),
+            Some("provided@example.test")
+        );
+        assert_eq!(recipient(Some(&session), None, &c), None);
     }
 }

@@ -8,25 +8,32 @@ use sqlx::{Any, Row, Transaction};
 
 use super::sessions::{session_from_row, SESSION_COLUMNS};
 use super::{Backend, Store, StoreError};
-use crate::decide::{NextStep, SessionRecord};
+use crate::decide::attempts::FailedAttempt;
+use crate::decide::{Disposition, HistoryEntry, NextStep, SessionRecord};
 
-pub(crate) type Tx = Transaction<'static, Any>;
+/// A write transaction (see [`Store::begin`]).
+pub type Tx = Transaction<'static, Any>;
 
-/// A history line to write.
-pub(crate) struct NewHistory<'a> {
-    pub session_id: &'a str,
-    pub event_id: &'a str,
-    pub event_type: &'a str,
-    pub event_created: i64,
-    pub effect: &'static str,
+/// PostgreSQL advisory-lock key spaces. Sessions use the one-`bigint` form
+/// (`pg_advisory_xact_lock(hashtext(id)::bigint)`); everything else the two-`int` form, whose
+/// first key names the space (users: 1). PostgreSQL keeps the two forms apart, so no user
+/// lock can collide with a session's.
+#[derive(Debug, Clone, Copy)]
+enum LockSpace {
+    Sessions,
+    /// A user's record: the processor's user step and an operator's review, which both read a
+    /// user, recompute and write it back.
+    Users,
 }
 
-/// A failed attempt to write.
-pub(crate) struct NewAttempt {
-    pub session_id: String,
-    pub key: String,
-    pub code: String,
-    pub event_created: i64,
+impl LockSpace {
+    /// The lock call for one key, `id` being the column the keys are in.
+    fn lock_call(self) -> &'static str {
+        match self {
+            LockSpace::Sessions => "pg_advisory_xact_lock(hashtext(id)::bigint)",
+            LockSpace::Users => "pg_advisory_xact_lock(1, hashtext(id))",
+        }
+    }
 }
 
 /// `($1, $2, …), ($n+1, …)` for `rows` rows of `cols` columns.
@@ -62,6 +69,23 @@ impl Store {
     /// instances with overlapping batches cannot deadlock (and they work even before the
     /// session row exists). SQLite: the single writer already serialises everything.
     pub(crate) async fn lock_sessions(&self, tx: &mut Tx, ids: &[&str]) -> Result<(), StoreError> {
+        self.advisory_locks(tx, LockSpace::Sessions, ids).await
+    }
+
+    /// Serialise reading, recomputing and writing these users for the rest of the
+    /// transaction, as [`Store::lock_sessions`] does for sessions. A batch takes these after
+    /// its session locks and a review takes only these, so the order is the same everywhere
+    /// and no two transactions can wait on each other in a cycle.
+    pub(crate) async fn lock_users(&self, tx: &mut Tx, refs: &[&str]) -> Result<(), StoreError> {
+        self.advisory_locks(tx, LockSpace::Users, refs).await
+    }
+
+    async fn advisory_locks(
+        &self,
+        tx: &mut Tx,
+        space: LockSpace,
+        ids: &[&str],
+    ) -> Result<(), StoreError> {
         if self.backend != Backend::Postgres || ids.is_empty() {
             return Ok(());
         }
@@ -70,8 +94,9 @@ impl Store {
         ids.dedup();
         // One statement; ORDER BY makes the locks come in sorted order.
         let sql = format!(
-            "SELECT COUNT(*) AS n FROM (SELECT pg_advisory_xact_lock(hashtext(id)::bigint) FROM \
+            "SELECT COUNT(*) AS n FROM (SELECT {} FROM \
              (SELECT unnest(ARRAY[{}]::text[]) AS id ORDER BY 1) AS ids) AS locks",
+            space.lock_call(),
             list(self.backend, ids.len(), 0)
         );
         let mut query = sqlx::query(&sql);
@@ -167,14 +192,14 @@ impl Store {
             query = query
                 .bind(s.id.clone())
                 .bind(s.user_ref.clone())
-                .bind(s.status.clone())
-                .bind(s.session_type.clone())
+                .bind(s.status.as_str().to_string())
+                .bind(s.session_type.as_ref().map(|t| t.as_str().to_string()))
                 .bind(i64::from(s.livemode))
                 .bind(metadata)
-                .bind(s.last_error_code.clone())
+                .bind(s.last_error_code.as_ref().map(|c| c.as_str().to_string()))
                 .bind(s.last_error_reason.clone())
                 .bind(s.last_report_id.clone())
-                .bind(s.redaction_status.clone())
+                .bind(s.redaction_status.as_ref().map(|r| r.as_str().to_string()))
                 .bind(i64::from(s.failed_attempts))
                 .bind(s.status_event_created)
                 .bind(s.status_rank)
@@ -191,7 +216,7 @@ impl Store {
     pub(crate) async fn insert_attempts(
         &self,
         tx: &mut Tx,
-        attempts: &[NewAttempt],
+        attempts: &[FailedAttempt],
     ) -> Result<(), StoreError> {
         if attempts.is_empty() {
             return Ok(());
@@ -206,7 +231,7 @@ impl Store {
             query = query
                 .bind(a.session_id.clone())
                 .bind(a.key.clone())
-                .bind(a.code.clone())
+                .bind(a.code.as_str().to_string())
                 .bind(a.event_created);
         }
         query.execute(&mut **tx).await?;
@@ -216,7 +241,7 @@ impl Store {
     pub(crate) async fn insert_history(
         &self,
         tx: &mut Tx,
-        lines: &[NewHistory<'_>],
+        lines: &[HistoryEntry],
         now_ms: i64,
     ) -> Result<(), StoreError> {
         if lines.is_empty() {
@@ -230,36 +255,36 @@ impl Store {
         let mut query = sqlx::query(&sql);
         for h in lines {
             query = query
-                .bind(h.session_id.to_string())
-                .bind(h.event_id.to_string())
-                .bind(h.event_type.to_string())
+                .bind(h.session_id.clone())
+                .bind(h.event_id.clone())
+                .bind(h.event_type.as_str().to_string())
                 .bind(h.event_created)
-                .bind(h.effect)
+                .bind(h.effect.as_str())
                 .bind(now_ms);
         }
         query.execute(&mut **tx).await?;
         Ok(())
     }
 
-    /// Mark claimed events processed with their outcome. Returns how many rows changed; the
-    /// caller checks it equals the number it claimed (exactly-once, defensively).
+    /// Mark claimed events processed with their disposition. Returns how many rows changed;
+    /// the caller checks it equals the number it claimed (exactly-once, defensively).
     pub(crate) async fn mark_processed(
         &self,
         tx: &mut Tx,
         seqs: &[i64],
-        outcome: &str,
+        disposition: Disposition,
         now_ms: i64,
     ) -> Result<u64, StoreError> {
         if seqs.is_empty() {
             return Ok(0);
         }
         let sql = format!(
-            "UPDATE events SET processed_at = {}, outcome = {} WHERE processed_at IS NULL AND seq IN ({})",
+            "UPDATE events SET processed_at = {}, disposition = {} WHERE processed_at IS NULL AND seq IN ({})",
             self.backend.param(1),
             self.backend.param(2),
             list(self.backend, seqs.len(), 2)
         );
-        let mut query = sqlx::query(&sql).bind(now_ms).bind(outcome);
+        let mut query = sqlx::query(&sql).bind(now_ms).bind(disposition.as_str());
         for seq in seqs {
             query = query.bind(*seq);
         }

@@ -2,8 +2,9 @@
 //! claimed by the processor afterwards.
 
 use sqlx::Row;
+use stripe_webhook::{Event, EventType};
 
-use super::{Backend, Store, StoreError};
+use super::{Backend, Store, StoreError, Tx};
 
 /// An event about to be recorded.
 #[derive(Debug, Clone)]
@@ -17,9 +18,28 @@ pub struct NewEvent {
     pub payload: Vec<u8>,
 }
 
+impl NewEvent {
+    /// The row for `event`, whose bytes are `payload` (the signed body of a webhook, or the
+    /// event as Stripe's API listed it).
+    pub fn from_event(event: &Event, payload: Vec<u8>) -> NewEvent {
+        NewEvent {
+            id: event.id.clone(),
+            event_type: event.type_.as_str().to_string(),
+            object_id: event.data.object_id().map(str::to_string),
+            created: event.created,
+            livemode: event.livemode,
+            api_version: event.api_version.clone(),
+            payload,
+        }
+    }
+}
+
+/// What recording an event came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InsertOutcome {
-    Inserted,
+pub enum Receipt {
+    /// Stored now.
+    New,
+    /// An `evt_…` stored before: nothing changed.
     Duplicate,
 }
 
@@ -31,19 +51,6 @@ pub struct ClaimedEvent {
     pub payload: Option<Vec<u8>>,
 }
 
-/// An event as the read API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StoredEvent {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub object_id: Option<String>,
-    pub created: i64,
-    pub received_at_ms: i64,
-    pub processed_at_ms: Option<i64>,
-    pub outcome: Option<String>,
-}
-
 impl Store {
     /// Record a batch of events with ONE statement in ONE transaction (group commit): one
     /// round trip and one fsync for many deliveries. The result says, per event, whether it
@@ -52,7 +59,7 @@ impl Store {
         &self,
         batch: &[NewEvent],
         received_at_ms: i64,
-    ) -> Result<Vec<InsertOutcome>, StoreError> {
+    ) -> Result<Vec<Receipt>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -90,9 +97,9 @@ impl Store {
             .iter()
             .map(|e| {
                 if inserted.remove(&e.id) {
-                    InsertOutcome::Inserted
+                    Receipt::New
                 } else {
-                    InsertOutcome::Duplicate
+                    Receipt::Duplicate
                 }
             })
             .collect())
@@ -105,7 +112,7 @@ impl Store {
     /// connection already makes the transaction exclusive.
     pub(crate) async fn claim_events(
         &self,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        tx: &mut Tx,
         limit: i64,
         up_to_seq: Option<i64>,
     ) -> Result<Vec<ClaimedEvent>, StoreError> {
@@ -137,19 +144,6 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Look up one stored event.
-    pub async fn get_event(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, type, object_id, created, received_at, processed_at, outcome FROM events WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.read)
-        .await?;
-        row.map(|r| stored_event(&r))
-            .transpose()
-            .map_err(StoreError::from)
-    }
-
     /// Counts used by tests, health and metrics: (all events, unprocessed events).
     pub async fn event_counts(&self) -> Result<(i64, i64), StoreError> {
         let row = sqlx::query(
@@ -160,32 +154,6 @@ impl Store {
         Ok((row.try_get("total")?, row.try_get("pending")?))
     }
 
-    /// The raw payload of an event (None once redacted or unknown).
-    pub async fn event_payload(&self, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = sqlx::query("SELECT payload FROM events WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(match row {
-            Some(r) => r.try_get("payload")?,
-            None => None,
-        })
-    }
-}
-
-fn stored_event(r: &sqlx::any::AnyRow) -> Result<StoredEvent, sqlx::Error> {
-    Ok(StoredEvent {
-        id: r.try_get("id")?,
-        event_type: r.try_get("type")?,
-        object_id: r.try_get("object_id")?,
-        created: r.try_get("created")?,
-        received_at_ms: r.try_get("received_at")?,
-        processed_at_ms: r.try_get("processed_at")?,
-        outcome: r.try_get("outcome")?,
-    })
-}
-
-impl Store {
     /// Peek (read-only) at the next `limit` unprocessed events: the identity sessions they
     /// are about, and the last `seq` looked at — for fetch-latest before the transaction.
     pub async fn peek_unprocessed(
@@ -202,12 +170,10 @@ impl Store {
         let mut last = None;
         for row in rows {
             let seq: i64 = row.try_get("seq")?;
-            let event_type: String = row.try_get("type")?;
+            let event_type = EventType::from(row.try_get::<String, _>("type")?);
             let object: Option<String> = row.try_get("object_id")?;
             last = Some(seq);
-            if let Some(id) =
-                object.filter(|_| event_type.starts_with("identity.verification_session."))
-            {
+            if let Some(id) = object.filter(|_| event_type.is_verification_session()) {
                 if !ids.contains(&id) {
                     ids.push(id);
                 }

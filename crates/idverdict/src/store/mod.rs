@@ -13,15 +13,15 @@ mod sessions;
 mod sync_state;
 mod users;
 
-pub(crate) use apply::{NewAttempt, NewHistory, Tx};
-pub use events::{ClaimedEvent, InsertOutcome, NewEvent, StoredEvent};
+pub use apply::Tx;
+pub use events::{ClaimedEvent, NewEvent, Receipt};
 pub use reactions::{
     AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,
     Redeliver,
 };
 pub use sessions::{AttemptRow, HistoryRow};
 pub(crate) use users::NewReview;
-pub use users::{ReviewRow, StoredUser};
+pub use users::ReviewRow;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -177,7 +177,7 @@ impl Store {
     }
 
     /// A write transaction. On SQLite the single writer connection makes it exclusive.
-    pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(self.write.begin().await?)
     }
 }
@@ -227,12 +227,4 @@ fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
     } else {
         format!("{url}?mode=rwc")
     })
-}
-
-/// Current time in unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }

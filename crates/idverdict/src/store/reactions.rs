@@ -6,10 +6,10 @@
 
 use sqlx::Row;
 
-use super::apply::values;
+use super::apply::{list, values};
 use super::{Backend, Store, StoreError, Tx};
-use crate::react::decision::PERSONAL_FIELDS;
-use crate::react::{NewReaction, ReactionKind};
+use crate::react::redaction::{redact, StoredReaction, CANCELED_BY_REDACTION};
+use crate::react::{NewReaction, ReactionKind, ReactionState};
 
 /// Rows per multi-row INSERT (10 parameters each; well under both backends' limits).
 const INSERT_CHUNK: usize = 500;
@@ -122,7 +122,7 @@ impl Store {
     /// Write reactions to the outbox inside the decision's transaction. A reaction already
     /// planned for the same decision, kind and target is kept as it is (the decision was
     /// re-applied): one reaction per decision and target, ever.
-    pub(crate) async fn enqueue_reactions(
+    pub async fn enqueue_reactions(
         &self,
         tx: &mut Tx,
         reactions: &[NewReaction],
@@ -144,26 +144,13 @@ impl Store {
                     .bind(r.target.clone())
                     .bind(r.user_ref.clone())
                     .bind(r.session_id.clone())
-                    .bind(r.decision.clone())
+                    .bind(r.decision.as_str())
                     .bind(r.payload.clone())
                     .bind(now_ms)
                     .bind(now_ms);
             }
             query.execute(&mut **tx).await?;
         }
-        Ok(())
-    }
-
-    /// Enqueue in a transaction of its own (tools and tests; the engine uses
-    /// [`Store::enqueue_reactions`] inside the decision's transaction).
-    pub async fn enqueue_reactions_now(
-        &self,
-        reactions: &[NewReaction],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        self.enqueue_reactions(&mut tx, reactions, now_ms).await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -385,18 +372,6 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Reactions per state (metrics, health, dashboard).
-    pub async fn reaction_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT state, COUNT(*) AS n FROM reactions GROUP BY state ORDER BY state")
-                .fetch_all(&self.read)
-                .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
-    }
-
     /// Make reactions due again now, with a fresh retry schedule. The attempt history stays
     /// (attempt numbers keep counting up). Returns how many were reset.
     pub async fn redeliver(&self, which: Redeliver<'_>, now_ms: i64) -> Result<u64, StoreError> {
@@ -428,19 +403,9 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// [`Store::redact_reactions`] in a transaction of its own (`idverdict redact`, tests).
-    pub async fn redact_reactions_now(&self, session_ids: &[&str]) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let n = self.redact_reactions(&mut tx, session_ids).await?;
-        tx.commit().await?;
-        Ok(n)
-    }
-
-    /// Redaction: strip the personal fields (the email address, free text, Stripe's reason)
-    /// from the reactions of these sessions, pending and delivered alike; keep ids, states,
-    /// codes, counters and timestamps. A pending email cannot be sent without its address:
-    /// it is canceled.
-    pub(crate) async fn redact_reactions(
+    /// Redaction: apply [`redact`] to every reaction of these sessions (pending and
+    /// delivered alike). Returns how many changed.
+    pub async fn redact_reactions(
         &self,
         tx: &mut Tx,
         session_ids: &[&str],
@@ -451,28 +416,22 @@ impl Store {
         let b = self.backend;
         let sql = format!(
             "SELECT id, kind, target, payload, state FROM reactions WHERE session_id IN ({})",
-            (1..=session_ids.len())
-                .map(|i| b.param(i))
-                .collect::<Vec<_>>()
-                .join(", ")
+            list(b, session_ids.len(), 0)
         );
         let mut query = sqlx::query(&sql);
         for id in session_ids {
             query = query.bind(*id);
         }
         let rows = query.fetch_all(&mut **tx).await?;
-        let strip = format!(
-            "UPDATE reactions SET payload = {}, target = {} WHERE id = {}",
+        // A canceled email also gets its state and the reason it was never sent.
+        let sql = format!(
+            "UPDATE reactions SET payload = {}, target = {}, state = COALESCE({}, state), \
+             last_error = COALESCE({}, last_error) WHERE id = {}",
             b.param(1),
             b.param(2),
-            b.param(3)
-        );
-        let cancel = format!(
-            "UPDATE reactions SET payload = {}, target = {}, state = 'canceled', \
-             last_error = 'canceled: the session was redacted before delivery' WHERE id = {}",
-            b.param(1),
-            b.param(2),
-            b.param(3)
+            b.param(3),
+            b.param(4),
+            b.param(5)
         );
         let mut changed = 0;
         for row in rows {
@@ -481,20 +440,21 @@ impl Store {
             let target: String = row.try_get("target")?;
             let payload: String = row.try_get("payload")?;
             let state: String = row.try_get("state")?;
-            let new_payload = strip_personal(&payload);
-            let is_email = ReactionKind::parse(&kind) == Some(ReactionKind::Email);
-            let new_target = if is_email {
-                format!("redacted:{id}")
-            } else {
-                target.clone()
-            };
-            let cancels = is_email && matches!(state.as_str(), "pending" | "sending");
-            if new_payload == payload && new_target == target && !cancels {
+            let Some(change) = redact(&StoredReaction {
+                id: &id,
+                kind: ReactionKind::parse(&kind),
+                state: ReactionState::parse(&state),
+                target: &target,
+                payload: &payload,
+            }) else {
                 continue;
-            }
-            sqlx::query(if cancels { &cancel } else { &strip })
-                .bind(new_payload)
-                .bind(new_target)
+            };
+            let cancel = change.cancel;
+            sqlx::query(&sql)
+                .bind(change.payload)
+                .bind(change.target)
+                .bind(cancel.then_some(ReactionState::Canceled.as_str()))
+                .bind(cancel.then_some(CANCELED_BY_REDACTION))
                 .bind(id)
                 .execute(&mut **tx)
                 .await?;
@@ -533,27 +493,4 @@ fn values_with_state(backend: Backend, rows: usize) -> String {
         sql.push(')');
     }
     sql
-}
-
-/// The payload with its personal fields nulled (unchanged if it is not a JSON object).
-fn strip_personal(payload: &str) -> String {
-    match serde_json::from_str::<serde_json::Value>(payload) {
-        Ok(serde_json::Value::Object(mut map)) => {
-            let mut touched = false;
-            for field in PERSONAL_FIELDS {
-                if let Some(v) = map.get_mut(*field) {
-                    if !v.is_null() {
-                        *v = serde_json::Value::Null;
-                        touched = true;
-                    }
-                }
-            }
-            if touched {
-                serde_json::Value::Object(map).to_string()
-            } else {
-                payload.to_string()
-            }
-        }
-        _ => payload.to_string(),
-    }
 }

@@ -4,8 +4,10 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use stripe_webhook::{ErrorCode, RedactionStatus, SessionStatus, SessionType};
+
 use super::{Store, StoreError};
-use crate::decide::{NextStep, Outcome, SessionRecord};
+use crate::decide::{NextStep, SessionOutcome, SessionRecord};
 
 /// One line of a session's history.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -107,22 +109,26 @@ pub(super) fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> 
     let next_step: Option<String> = r.try_get("next_step")?;
     let livemode: i64 = r.try_get("livemode")?;
     let failed_attempts: i64 = r.try_get("failed_attempts")?;
+    let status: String = r.try_get("status")?;
+    let session_type: Option<String> = r.try_get("session_type")?;
+    let last_error_code: Option<String> = r.try_get("last_error_code")?;
+    let redaction_status: Option<String> = r.try_get("redaction_status")?;
     Ok(SessionRecord {
         id: r.try_get("id")?,
         user_ref: r.try_get("user_ref")?,
-        status: r.try_get("status")?,
-        session_type: r.try_get("session_type")?,
+        status: SessionStatus::from(status),
+        session_type: session_type.map(SessionType::from),
         livemode: livemode != 0,
         metadata,
-        last_error_code: r.try_get("last_error_code")?,
+        last_error_code: last_error_code.map(ErrorCode::from),
         last_error_reason: r.try_get("last_error_reason")?,
         last_report_id: r.try_get("last_report_id")?,
-        redaction_status: r.try_get("redaction_status")?,
+        redaction_status: redaction_status.map(RedactionStatus::from),
         failed_attempts: u32::try_from(failed_attempts).unwrap_or(0),
         status_event_created: r.try_get("status_event_created")?,
         status_rank: r.try_get("status_rank")?,
         session_created: r.try_get("session_created")?,
-        outcome: Outcome::parse(&outcome)
+        outcome: SessionOutcome::parse(&outcome)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome `{outcome}`")))?,
         next_step: next_step.as_deref().and_then(NextStep::parse),
     })

@@ -1,4 +1,4 @@
-//! The `users` table (the computed per-user state, see `decide/user.rs`) and `user_reviews`
+//! The `users` table (the computed per-user state, [`UserRecord`]) and `user_reviews`
 //! (every operator decision, with who and when).
 
 use std::collections::HashMap;
@@ -6,22 +6,13 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use stripe_webhook::ErrorCode;
+
 use super::apply::{list, values, Tx};
 use super::sessions::{session_from_row, SESSION_COLUMNS};
 use super::{Store, StoreError};
-use crate::decide::user::{Review, ReviewAction, UserState, UserView};
+use crate::decide::user::{Review, ReviewAction, UserRecord, UserState, UserView};
 use crate::decide::{NextStep, SessionRecord};
-
-/// A user as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredUser {
-    pub user_ref: String,
-    pub view: UserView,
-    /// When the user entered the current state (ms); orders the review queue.
-    pub state_since_ms: i64,
-    pub review: Option<Review>,
-    pub updated_at_ms: i64,
-}
 
 /// A review to record.
 pub(crate) struct NewReview<'a> {
@@ -52,7 +43,7 @@ impl Store {
         &self,
         tx: &mut Tx,
         refs: &[&str],
-    ) -> Result<HashMap<String, StoredUser>, StoreError> {
+    ) -> Result<HashMap<String, UserRecord>, StoreError> {
         if refs.is_empty() {
             return Ok(HashMap::new());
         }
@@ -100,7 +91,7 @@ impl Store {
     pub(crate) async fn save_users(
         &self,
         tx: &mut Tx,
-        users: &[&StoredUser],
+        users: &[&UserRecord],
     ) -> Result<(), StoreError> {
         if users.is_empty() {
             return Ok(());
@@ -121,7 +112,7 @@ impl Store {
                 .bind(i64::from(u.view.attempts_used))
                 .bind(i64::from(u.view.attempts_allowed))
                 .bind(u.view.current_session.clone())
-                .bind(u.view.error_code.clone())
+                .bind(u.view.error_code.as_ref().map(|c| c.as_str().to_string()))
                 .bind(u.view.next_step.map(NextStep::as_str))
                 .bind(u.state_since_ms)
                 .bind(u.review.as_ref().map(|r| r.action.as_str()))
@@ -160,7 +151,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn get_user(&self, user_ref: &str) -> Result<Option<StoredUser>, StoreError> {
+    pub async fn get_user(&self, user_ref: &str) -> Result<Option<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_ref = $1");
         let row = sqlx::query(&sql)
             .bind(user_ref)
@@ -170,9 +161,15 @@ impl Store {
     }
 
     /// Users waiting for a person, oldest first.
-    pub async fn review_queue(&self, limit: i64) -> Result<Vec<StoredUser>, StoreError> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE state = 'needs_review' ORDER BY state_since, user_ref LIMIT $1");
-        let rows = sqlx::query(&sql).bind(limit).fetch_all(&self.read).await?;
+    pub async fn review_queue(&self, limit: i64) -> Result<Vec<UserRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE state = $1 ORDER BY state_since, user_ref LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(UserState::NeedsReview.as_str())
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
         rows.iter().map(user_from_row).collect()
     }
 
@@ -198,13 +195,14 @@ impl Store {
     }
 }
 
-fn user_from_row(r: &AnyRow) -> Result<StoredUser, StoreError> {
+fn user_from_row(r: &AnyRow) -> Result<UserRecord, StoreError> {
     let state: String = r.try_get("state")?;
+    let error_code: Option<String> = r.try_get("error_code")?;
     let next_step: Option<String> = r.try_get("next_step")?;
     let review_action: Option<String> = r.try_get("review_action")?;
     let review_attempts: Option<i64> = r.try_get("review_attempts")?;
     let count = |v: i64| u32::try_from(v).unwrap_or(0);
-    Ok(StoredUser {
+    Ok(UserRecord {
         user_ref: r.try_get("user_ref")?,
         view: UserView {
             state: UserState::parse(&state)
@@ -212,7 +210,7 @@ fn user_from_row(r: &AnyRow) -> Result<StoredUser, StoreError> {
             attempts_used: count(r.try_get("attempts_used")?),
             attempts_allowed: count(r.try_get("attempts_allowed")?),
             current_session: r.try_get("current_session")?,
-            error_code: r.try_get("error_code")?,
+            error_code: error_code.map(ErrorCode::from),
             next_step: next_step.as_deref().and_then(NextStep::parse),
         },
         state_since_ms: r.try_get("state_since")?,

@@ -16,6 +16,7 @@ pub const TOKEN: &str = "test-api-token-0123456789";
 
 pub mod smtp;
 
+#[allow(unused_imports)]
 pub use test_support::{both_backends, Backend, TestDb};
 
 /// The service's storage over a test database (migrated).

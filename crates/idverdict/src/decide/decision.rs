@@ -1,0 +1,191 @@
+//! What a decision says: the body of every callback and bus message about a user (emails are
+//! rendered from it). Its serialized form is a public contract: apps verify and parse it.
+
+use serde::{Deserialize, Serialize};
+use stripe_webhook::ErrorCode;
+
+use super::next_step::NextStep;
+use super::session::SessionRecord;
+use super::user::{UserState, UserView};
+
+/// What kind of decision it is (`type` in the body).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionType {
+    Verified,
+    RetryAllowed,
+    NeedsReview,
+    AlternativeRequired,
+    Rejected,
+    Approved,
+    Canceled,
+    /// The session was redacted: the app may need to forget data too.
+    Redacted,
+}
+
+impl DecisionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionType::Verified => "verified",
+            DecisionType::RetryAllowed => "retry_allowed",
+            DecisionType::NeedsReview => "needs_review",
+            DecisionType::AlternativeRequired => "alternative_required",
+            DecisionType::Rejected => "rejected",
+            DecisionType::Approved => "approved",
+            DecisionType::Canceled => "canceled",
+            DecisionType::Redacted => "redacted",
+        }
+    }
+
+    /// The decision that entering a user state makes: every state but `none` and `pending`
+    /// tells someone something.
+    pub fn entering(state: UserState) -> Option<DecisionType> {
+        match state {
+            UserState::None | UserState::Pending => None,
+            UserState::Verified => Some(DecisionType::Verified),
+            UserState::RetryAllowed => Some(DecisionType::RetryAllowed),
+            UserState::NeedsReview => Some(DecisionType::NeedsReview),
+            UserState::AlternativeRequired => Some(DecisionType::AlternativeRequired),
+            UserState::Rejected => Some(DecisionType::Rejected),
+            UserState::Approved => Some(DecisionType::Approved),
+            UserState::Canceled => Some(DecisionType::Canceled),
+        }
+    }
+}
+
+/// One decision about one user. Field order is the order of the JSON body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Decision {
+    /// Stable id of this decision (e.g. `user_1:retry_allowed:vs_123:2`): the same decision
+    /// planned twice yields the same reactions once (unique per key, kind and target).
+    pub key: String,
+    #[serde(rename = "type")]
+    pub kind: DecisionType,
+    /// The app's `client_reference_id`.
+    pub user: Option<String>,
+    /// The verification session (`vs_…`) the decision is about.
+    pub session: String,
+    /// The user's state after the decision.
+    pub state: UserState,
+    pub error_code: Option<ErrorCode>,
+    /// Stripe's `last_error.reason` (developer-facing).
+    pub reason: Option<String>,
+    /// What went wrong in plain words, for the end user.
+    pub explanation: Option<String>,
+    pub next_step: Option<NextStep>,
+    pub attempts_used: u32,
+    pub attempts_left: u32,
+    /// How the app resumes, e.g. `POST /v1/users/{ref}/verification_sessions`.
+    pub resume: Option<String>,
+    /// Who decided, for operator decisions.
+    pub reviewer: Option<String>,
+    /// The operator's note.
+    pub note: Option<String>,
+    /// Unix seconds.
+    pub occurred_at: i64,
+}
+
+impl Decision {
+    /// A decision of `kind` about a user's view, made at `now_ms`; `None` while the user has no
+    /// session to speak of.
+    pub fn about_user(
+        user_ref: &str,
+        view: &UserView,
+        sessions: &[&SessionRecord],
+        kind: DecisionType,
+        now_ms: i64,
+    ) -> Option<Decision> {
+        let session = view.current_session.clone()?;
+        let current = sessions.iter().find(|s| s.id == session);
+        Some(Decision {
+            key: format!(
+                "{user_ref}:{}:{session}:{}",
+                view.state.as_str(),
+                view.attempts_used
+            ),
+            kind,
+            user: Some(user_ref.to_string()),
+            session,
+            state: view.state,
+            error_code: view.error_code.clone(),
+            reason: current.and_then(|s| s.last_error_reason.clone()),
+            explanation: view
+                .error_code
+                .as_ref()
+                .map(|c| c.explanation().to_string()),
+            next_step: view.next_step,
+            attempts_used: view.attempts_used,
+            attempts_left: view.attempts_allowed.saturating_sub(view.attempts_used),
+            resume: (view.state == UserState::RetryAllowed)
+                .then(|| format!("POST /v1/users/{user_ref}/verification_sessions")),
+            reviewer: None,
+            note: None,
+            occurred_at: now_ms / 1000,
+        })
+    }
+
+    /// A session was redacted; `state` is its user's state afterwards (`none` without a user).
+    pub fn redacted(session: &SessionRecord, state: UserState, now_ms: i64) -> Decision {
+        Decision {
+            key: format!("{}:redacted", session.id),
+            kind: DecisionType::Redacted,
+            user: session.user_ref.clone(),
+            session: session.id.clone(),
+            state,
+            error_code: None,
+            reason: None,
+            explanation: None,
+            next_step: None,
+            attempts_used: 0,
+            attempts_left: 0,
+            resume: None,
+            reviewer: None,
+            note: None,
+            occurred_at: now_ms / 1000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The body apps parse: field names, order and values as documented.
+    #[test]
+    fn the_body_is_the_documented_json() {
+        let d = Decision {
+            key: "user_123:retry_allowed:vs_1:1".into(),
+            kind: DecisionType::RetryAllowed,
+            user: Some("user_123".into()),
+            session: "vs_1".into(),
+            state: UserState::RetryAllowed,
+            error_code: Some(ErrorCode::DocumentExpired),
+            reason: Some("expired".into()),
+            explanation: Some(ErrorCode::DocumentExpired.explanation().into()),
+            next_step: Some(NextStep::Retry),
+            attempts_used: 1,
+            attempts_left: 2,
+            resume: Some("POST /v1/users/user_123/verification_sessions".into()),
+            reviewer: None,
+            note: None,
+            occurred_at: 1_764_100_000,
+        };
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(
+            json,
+            r#"{"key":"user_123:retry_allowed:vs_1:1","type":"retry_allowed","user":"user_123","session":"vs_1","state":"retry_allowed","error_code":"document_expired","reason":"expired","explanation":"The identity document has expired.","next_step":"retry","attempts_used":1,"attempts_left":2,"resume":"POST /v1/users/user_123/verification_sessions","reviewer":null,"note":null,"occurred_at":1764100000}"#
+        );
+        let back: Decision = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, d);
+    }
+
+    #[test]
+    fn every_state_but_none_and_pending_is_a_decision_of_the_same_name() {
+        for state in UserState::ALL {
+            match DecisionType::entering(state) {
+                None => assert!(matches!(state, UserState::None | UserState::Pending)),
+                Some(kind) => assert_eq!(kind.as_str(), state.as_str()),
+            }
+        }
+    }
+}

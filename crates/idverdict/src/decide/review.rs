@@ -1,0 +1,154 @@
+//! An operator's review of a user: `approve`, `reject`, or `allow_retry` (one more attempt,
+//! releasing the session that waits for review). The review changes the user's state through
+//! the same state function as events, and is always a decision of its own.
+
+use super::decision::{Decision, DecisionType};
+use super::policy::Policy;
+use super::session::SessionRecord;
+use super::user::{user_view, Review, ReviewAction, UserChange, UserRecord, UserState};
+
+/// Why a review cannot be applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewRefused {
+    /// `allow_retry` needs a user waiting in `needs_review`; this is their state.
+    NotReviewable(UserState),
+}
+
+/// Apply `action` by `reviewer` to a stored user with these sessions, at `now_ms`.
+pub fn review(
+    stored: &UserRecord,
+    sessions: &[&SessionRecord],
+    action: ReviewAction,
+    reviewer: &str,
+    note: Option<&str>,
+    policy: &Policy,
+    now_ms: i64,
+) -> Result<UserChange, ReviewRefused> {
+    if action == ReviewAction::AllowRetry && stored.view.state != UserState::NeedsReview {
+        return Err(ReviewRefused::NotReviewable(stored.view.state));
+    }
+    let review = Review {
+        action,
+        session_id: stored.view.current_session.clone(),
+        attempts_at_review: stored.view.attempts_used,
+    };
+    let view = user_view(sessions, Some(&review), policy);
+    let decision = DecisionType::entering(view.state)
+        .and_then(|kind| Decision::about_user(&stored.user_ref, &view, sessions, kind, now_ms))
+        .map(|decision| Decision {
+            // A review is its own decision even when the state does not change.
+            key: format!("{}:review:{}:{now_ms}", stored.user_ref, action.as_str()),
+            reviewer: Some(reviewer.to_string()),
+            note: note.map(str::to_string),
+            ..decision
+        });
+    let user = UserRecord {
+        user_ref: stored.user_ref.clone(),
+        state_since_ms: if view.state == stored.view.state {
+            stored.state_since_ms
+        } else {
+            now_ms
+        },
+        review: Some(review),
+        view,
+        updated_at_ms: now_ms,
+    };
+    Ok(UserChange { user, decision })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::session::SessionOutcome;
+    use crate::decide::user::user_view;
+    use crate::decide::DecisionType;
+    use stripe_webhook::ErrorCode;
+
+    fn waiting_for_review() -> (SessionRecord, UserRecord) {
+        let session = SessionRecord {
+            last_error_code: Some(ErrorCode::SelfieManipulated),
+            failed_attempts: 1,
+            outcome: SessionOutcome::NeedsReview,
+            ..SessionRecord::example("vs_a")
+        };
+        let view = user_view(&[&session], None, &Policy::default());
+        assert_eq!(view.state, UserState::NeedsReview);
+        let user = UserRecord {
+            user_ref: "u".into(),
+            view,
+            state_since_ms: 1_000,
+            review: None,
+            updated_at_ms: 1_000,
+        };
+        (session, user)
+    }
+
+    #[test]
+    fn allow_retry_releases_the_session_with_one_more_attempt_and_says_who() {
+        let (session, user) = waiting_for_review();
+        let change = review(
+            &user,
+            &[&session],
+            ReviewAction::AllowRetry,
+            "alice",
+            Some("looked fine"),
+            &Policy::default(),
+            5_000,
+        )
+        .unwrap();
+        assert_eq!(change.user.view.state, UserState::RetryAllowed);
+        assert_eq!(change.user.state_since_ms, 5_000);
+        let r = change.user.review.as_ref().unwrap();
+        assert_eq!(
+            (r.session_id.as_deref(), r.attempts_at_review),
+            (Some("vs_a"), 1)
+        );
+        let d = change.decision.unwrap();
+        assert_eq!(d.kind, DecisionType::RetryAllowed);
+        assert_eq!(d.key, "u:review:allow_retry:5000");
+        assert_eq!(
+            (d.reviewer.as_deref(), d.note.as_deref()),
+            (Some("alice"), Some("looked fine"))
+        );
+    }
+
+    #[test]
+    fn a_review_is_a_decision_even_when_the_state_stays() {
+        let (session, mut user) = waiting_for_review();
+        user.view.state = UserState::Approved;
+        let change = review(
+            &user,
+            &[&session],
+            ReviewAction::Approve,
+            "bob",
+            None,
+            &Policy::default(),
+            6_000,
+        )
+        .unwrap();
+        assert_eq!(change.user.view.state, UserState::Approved);
+        assert_eq!(
+            change.user.state_since_ms, 1_000,
+            "the state did not change"
+        );
+        assert_eq!(change.decision.unwrap().kind, DecisionType::Approved);
+    }
+
+    #[test]
+    fn allow_retry_needs_a_user_waiting_for_review() {
+        let (session, mut user) = waiting_for_review();
+        user.view.state = UserState::RetryAllowed;
+        assert_eq!(
+            review(
+                &user,
+                &[&session],
+                ReviewAction::AllowRetry,
+                "alice",
+                None,
+                &Policy::default(),
+                1
+            ),
+            Err(ReviewRefused::NotReviewable(UserState::RetryAllowed))
+        );
+    }
+}
