@@ -63,19 +63,23 @@ pub async fn submit(
         ));
     };
     let reviewer = body.reviewer.trim();
-    if reviewer.is_empty() || reviewer.len() > 200 {
+    if reviewer.is_empty() || reviewer.chars().count() > 200 {
         return Err(ApiError::bad_request(
             "invalid_reviewer",
             "`reviewer` (who decides) must be 1 to 200 characters",
         ));
     }
-    if body.note.as_deref().is_some_and(|n| n.len() > 2000) {
+    if body
+        .note
+        .as_deref()
+        .is_some_and(|n| n.chars().count() > 2000)
+    {
         return Err(ApiError::bad_request(
             "invalid_note",
             "`note` must be at most 2000 characters",
         ));
     }
-    let user = apply_review(
+    let reviewed = apply_review(
         &state.store,
         &state.policy,
         &state.reactions,
@@ -90,11 +94,26 @@ pub async fn submit(
         ReviewError::NotReviewable(_) => ApiError::conflict("not_reviewable", e.to_string()),
         ReviewError::Store(e) => ApiError::from(e),
     })?;
+    // A repeat answers with the review on record: it is what decided.
+    let review = match reviewed.repeat {
+        false => json!({"action": action.as_str(), "reviewer": reviewer, "note": body.note}),
+        true => {
+            let recorded = state.store.reviews_of(&user_ref).await?;
+            let latest = recorded.last();
+            json!({
+                "action": action.as_str(),
+                "reviewer": latest.map(|r| r.reviewer.as_str()),
+                "note": latest.and_then(|r| r.note.as_deref()),
+            })
+        }
+    };
+    let user = reviewed.user;
     Ok(Json(json!({
         "client_reference_id": user.user_ref,
         "state": user.view.state,
         "attempts_used": user.view.attempts_used,
         "attempts_allowed": user.view.attempts_allowed,
-        "review": {"action": action.as_str(), "reviewer": reviewer, "note": body.note},
+        "review": review,
+        "repeated": reviewed.repeat,
     })))
 }
