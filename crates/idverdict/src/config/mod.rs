@@ -297,11 +297,18 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
     }
 
     let api_token = raw.api_token;
-    if api_token
-        .as_ref()
-        .is_some_and(|t| t.expose_secret().len() < 16)
-    {
-        return invalid("api_token", "must be at least 16 characters".into());
+    if let Some(token) = api_token.as_ref().map(|t| t.expose_secret()) {
+        // HTTP trims a header value's surrounding whitespace, and a token with spaces inside
+        // is hard to send verbatim: such a token would lock the API's own users out.
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return invalid(
+                "api_token",
+                "must not be blank or contain spaces or control characters".into(),
+            );
+        }
+        if token.chars().count() < 16 {
+            return invalid("api_token", "must be at least 16 characters".into());
+        }
     }
 
     let reactions = ReactConfig {

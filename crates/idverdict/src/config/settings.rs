@@ -262,7 +262,7 @@ pub static SETTINGS: &[Setting] = &[
         "Open connections at most (1 to 65536); at the cap the one idle longest is closed. Start-up raises the soft open-file limit to the hard one.",
         |c, v| c.max_connections = Some(v)),
     setting!(key: "api_token", env: "IDVERDICT_API_TOKEN", Secret, Note("generated in dev mode"),
-        "Bearer token for `/v1/…` (at least 16 characters). Without one (outside dev mode) the API answers 401.",
+        "Bearer token for `/v1/…` (at least 16 characters, no spaces or control characters). Without one (outside dev mode) the API answers 401.",
         |c, v| c.api_token = Some(v)),
     // ------------------------------------------------------------------ storage and logs
     setting!(key: "database_url", env: "DATABASE_URL", Url,

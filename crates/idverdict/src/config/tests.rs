@@ -641,6 +641,39 @@ fn file_errors_have_line_column_key_and_variable() {
 }
 
 #[test]
+fn a_blank_or_spaced_api_token_is_refused() {
+    for token in [
+        "                    ",
+        "0123456789 abcdef",
+        "\t0123456789abcdef0",
+        "0123456789abcdef\u{7}",
+    ] {
+        let text = format!(
+            "webhook_secrets = [\"{SECRET}\"]\napi_token = {}\n",
+            toml::Value::String(token.into())
+        );
+        let err = load_file(&text, &[]).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(
+                |e| e.contains("`api_token` (IDVERDICT_API_TOKEN)") && e.contains("blank")
+            ),
+            "{token:?}: {err:?}"
+        );
+    }
+    // Sixteen characters, not sixteen bytes.
+    assert!(load(&[
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+        ("IDVERDICT_API_TOKEN", "ééééééééé")
+    ])
+    .is_err());
+    assert!(load(&[
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+        ("IDVERDICT_API_TOKEN", "éééééééééééééééé")
+    ])
+    .is_ok());
+}
+
+#[test]
 fn precedence_is_env_then_file_then_default() {
     let file = "listen = \"127.0.0.1:5000\"\nwebhook_path = \"/from-file\"\nwebhook_secrets = [\"whsec_file\"]\napi_token = \"0123456789abcdef0\"\n[policy]\nmax_attempts = 4\n[delivery]\nworkers = 8\n";
     let c = load_file(
