@@ -87,8 +87,13 @@ impl App {
             .with_future_skew(config.future_skew_secs);
         let wake = Arc::new(Notify::new());
         let load = Arc::new(IngestLoad::default());
-        let (committer, committer_task) =
-            Committer::spawn(store.clone(), wake.clone(), load.clone());
+        let (committer, committer_task) = Committer::spawn(
+            store.clone(),
+            wake.clone(),
+            load.clone(),
+            // Three quarters of the request deadline: a refusal, not a timeout.
+            Duration::from_secs(config.request_timeout_secs) * 3 / 4,
+        );
         let policy = config.policy.clone();
         let reactions = Arc::new(config.reactions.clone());
         let stripe = config

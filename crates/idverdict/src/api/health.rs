@@ -1,4 +1,5 @@
-//! `/healthz` (the process is alive), `/readyz` (storage is reachable), `/metrics`.
+//! `/healthz` (the process is alive), `/readyz` (storage is reachable and takes writes),
+//! `/metrics`.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -13,7 +14,7 @@ pub async fn healthz() -> Response {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
+    match state.store.check_ready().await {
         Ok(()) => Json(json!({"status": "ready", "storage": state.store.backend().name()}))
             .into_response(),
         Err(error) => {

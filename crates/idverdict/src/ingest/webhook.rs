@@ -68,7 +68,7 @@ pub async fn receive(
             "shutting_down",
             "the receiver is shutting down; retry later",
         )),
-        Err(CommitError::Storage(_)) => {
+        Err(CommitError::Storage(_) | CommitError::TooSlow) => {
             state.metrics.webhook_storage_failed();
             Err(ApiError::unavailable(
                 "storage_unavailable",

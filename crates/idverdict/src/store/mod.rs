@@ -7,6 +7,7 @@
 
 mod apply;
 mod events;
+mod health;
 mod reactions;
 pub mod scrub;
 mod sessions;
@@ -15,6 +16,7 @@ mod users;
 
 pub use apply::Tx;
 pub use events::{ClaimedEvent, NewEvent, Receipt};
+pub use health::NotReady;
 pub use reactions::{
     AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,
     Redeliver,
@@ -101,6 +103,8 @@ pub struct Store {
     read: AnyPool,
     /// SQLite only: erasures of personal data still owed a checkpoint (see `scrub`).
     erasures: Option<std::sync::Arc<scrub::Erasures>>,
+    /// How the latest write went, for readiness (see `health`).
+    health: std::sync::Arc<health::WriteHealth>,
 }
 
 impl Store {
@@ -112,13 +116,29 @@ impl Store {
             Backend::Sqlite => {
                 let url = sqlite_url_with_create(url)?;
                 let options = AnyConnectOptions::from_str(&url)?;
-                let write = sqlite_pool(1).connect_with(options.clone()).await?;
+                let write = sqlite_pool(1)
+                    .after_release(|conn, _meta| {
+                        Box::pin(async move {
+                            // On a full or read-only disk SQLite rolls a failed transaction
+                            // back by itself; sqlx's ROLLBACK then fails and it still counts
+                            // the transaction as open, so the next "transaction" on this
+                            // connection would be a savepoint whose release commits nothing
+                            // durable — acknowledged events that never reach the disk. Such a
+                            // connection is closed instead of reused. (The trivial query
+                            // waits for a rollback still queued from the drop.)
+                            conn.execute("SELECT 1").await?;
+                            Ok(!sqlx::Connection::is_in_transaction(conn))
+                        })
+                    })
+                    .connect_with(options.clone())
+                    .await?;
                 let read = sqlite_pool(4).connect_with(options).await?;
                 Ok(Store {
                     backend,
                     write,
                     read,
                     erasures: Some(Default::default()),
+                    health: Default::default(),
                 })
             }
             Backend::Postgres => {
@@ -133,6 +153,7 @@ impl Store {
                     write: pool.clone(),
                     read: pool,
                     erasures: None,
+                    health: Default::default(),
                 })
             }
         }
