@@ -19,6 +19,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::api::ApiError;
 use crate::config::Config;
+use crate::decide::expectations::DigestKey;
 use crate::decide::Policy;
 use crate::ingest::{webhook, Committer, IngestLoad};
 use crate::metrics::Metrics;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub reactions: Arc<crate::react::ReactConfig>,
     /// The Stripe API client, when a key is configured (session creation).
     pub stripe: Option<Arc<crate::stripe_api::StripeClient>>,
+    /// The key expected values are digested with (`IDVERDICT_EXPECTATIONS_KEY`).
+    pub expectations_key: Option<Arc<DigestKey>>,
     pub metrics: Metrics,
     pub body_limit: usize,
 }
@@ -55,6 +58,8 @@ pub enum StartError {
     Stripe(#[from] crate::stripe_api::StripeApiError),
     #[error("cannot start the reactions dispatcher: {0}")]
     Reactions(#[from] crate::react::ReactError),
+    #[error("invalid expectations key: {0}")]
+    ExpectationsKey(#[from] crate::decide::expectations::InvalidKey),
 }
 
 /// A built, bound, not yet serving application.
@@ -114,6 +119,11 @@ impl App {
             });
         let dispatcher =
             crate::react::Dispatcher::new(store.clone(), config.reactions.clone()).await?;
+        let expectations_key = config
+            .expectations_key
+            .as_ref()
+            .map(|k| DigestKey::new(k.expose_secret()).map(Arc::new))
+            .transpose()?;
         let state = AppState {
             store: store.clone(),
             committer,
@@ -125,6 +135,7 @@ impl App {
             policy: policy.clone(),
             reactions: reactions.clone(),
             stripe: stripe.clone(),
+            expectations_key: expectations_key.clone(),
             metrics: Metrics::install(),
             body_limit: config.body_limit_bytes,
         };
@@ -157,7 +168,8 @@ impl App {
             store: store.clone(),
             committer_task,
             processor: Processor::new(store, policy, reactions, wake, load, dispatcher.waker())
-                .with_stripe(stripe.clone()),
+                .with_stripe(stripe.clone())
+                .with_expectations_key(expectations_key),
             dispatcher,
             reconciler,
             limits,

@@ -258,6 +258,11 @@ impl StripeClient {
         &self.base
     }
 
+    /// Whether the key may read sensitive verified outputs (`rk_…`).
+    pub fn has_restricted_key(&self) -> bool {
+        self.key.is_restricted()
+    }
+
     /// `POST /v1/identity/verification_sessions`. The same `idempotency_key` with the same
     /// parameters returns the same session (within Stripe's 24 h key lifetime).
     pub async fn create_verification_session(

@@ -171,10 +171,33 @@ async fn users_end_in_the_policy_state_and_get_each_callback_once(backend: Backe
         assert_eq!(app.deliver_signed(body).await.0, 200);
     }
     drain(&db.store().await).await;
-    for (user, state) in &expected {
+    for (i, (user, state)) in expected.iter().enumerate() {
         let (status, u) = app.get(&format!("/v1/users/{user}")).await;
         assert_eq!(status, 200);
         assert_eq!(u["state"], *state, "{user}: {u}");
+        // The why: the rule that decided, its facts, the deciding session.
+        let rule = match i % 6 {
+            0 => "verified",
+            5 => "attempts_exhausted",
+            _ => "error_code",
+        };
+        assert_eq!(u["why"]["rule"], rule, "{user}: {u}");
+        assert_eq!(u["why"]["session"], format!("vs_1eng{i:03}"), "{user}: {u}");
+        if rule == "attempts_exhausted" {
+            assert_eq!(
+                (
+                    &u["why"]["attempts_used"],
+                    &u["why"]["max_attempts"],
+                    &u["why"]["on_exhausted"]
+                ),
+                (
+                    &serde_json::json!(3),
+                    &serde_json::json!(3),
+                    &serde_json::json!("needs_review")
+                ),
+                "{u}"
+            );
+        }
     }
     // One callback per user (each ended in a decision state once), each accepted exactly once
     // by webhook-id, all validly signed, despite 30 % failures.
@@ -226,6 +249,20 @@ async fn users_end_in_the_policy_state_and_get_each_callback_once(backend: Backe
             .as_str()
             .is_some_and(|s| !s.is_empty()));
         assert_eq!(sample["next_step"], "retry");
+        assert_eq!(
+            (
+                sample["why"]["rule"].as_str(),
+                sample["why"]["error_code"].as_str(),
+                sample["why"]["step_from"].as_str()
+            ),
+            (
+                Some("error_code"),
+                Some("document_expired"),
+                Some("built_in")
+            ),
+            "{sample}"
+        );
+        assert_eq!(sample["why"]["session"], sample["session"]);
         assert!(sample["resume"]
             .as_str()
             .is_some_and(|s| s.contains("/verification_sessions")));
@@ -333,12 +370,38 @@ async fn reviews_approve_reject_and_allow_retry(backend: Backend) {
     let (_, a) = app.get("/v1/users/rev_a").await;
     assert_eq!(a["state"], "approved");
     assert_eq!(a["reviews"][0]["reviewer"], "alice");
+    assert_eq!(
+        (
+            a["why"]["rule"].as_str(),
+            a["why"]["action"].as_str(),
+            a["why"]["by"].as_str(),
+            a["why"]["session"].as_str()
+        ),
+        (
+            Some("review"),
+            Some("approve"),
+            Some("alice"),
+            Some("vs_1rev0")
+        ),
+        "{a}"
+    );
     let (_, b) = app.get("/v1/users/rev_b").await;
     assert_eq!(b["state"], "rejected");
     let (_, c) = app.get("/v1/users/rev_c").await;
     assert_eq!(
         (c["state"].as_str(), c["attempts_left"].as_u64()),
         (Some("retry_allowed"), Some(1)),
+        "{c}"
+    );
+    // allow_retry after all three attempts: exactly one more, and the why says so.
+    assert_eq!(
+        (
+            c["why"]["rule"].as_str(),
+            c["why"]["action"].as_str(),
+            c["why"]["by"].as_str(),
+            c["why"]["max_attempts"].as_u64()
+        ),
+        (Some("review"), Some("allow_retry"), Some("carol"), Some(4)),
         "{c}"
     );
     let (_, queue) = app.get("/v1/reviews").await;
@@ -371,7 +434,125 @@ async fn reviews_approve_reject_and_allow_retry(backend: Backend) {
                 Some("document checked by hand")
             )
         );
+        assert_eq!(approved["why"]["rule"], "review", "{approved}");
+        assert_eq!(approved["why"]["by"], "alice", "{approved}");
     }
     app.stop().await;
 }
 both_backends!(reviews_approve_reject_and_allow_retry);
+
+/// `selfie_manipulated` on one session, then a second session that verifies.
+async fn flagged_then_verified(app: &TestApp, user: &str) {
+    let base = now() - 500;
+    let events = [
+        failure(
+            &format!("vs_1{user}a"),
+            user,
+            base,
+            "selfie_manipulated",
+            "vr_1",
+        ),
+        event(Kind::Created, &format!("vs_1{user}b"), user, base + 100),
+        event(Kind::Verified, &format!("vs_1{user}b"), user, base + 110),
+    ];
+    for e in events {
+        assert_eq!(app.deliver_signed(&e).await.0, 200);
+    }
+}
+
+/// A fraud signal is not washed away by the next attempt: `selfie_manipulated`, then a new
+/// session that verifies, leaves the user in `needs_review` until a reviewer approves; with
+/// the hold turned off for the code, the same flow ends `verified`.
+async fn a_verification_after_a_fraud_signal_waits_for_a_reviewer(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let (receiver, received) = start_app_receiver(0.0).await;
+    let app = TestApp::start(&engine_config(&db, receiver)).await;
+    flagged_then_verified(&app, "fh_held").await;
+    drain(&db.store().await).await;
+    let (_, u) = app.get("/v1/users/fh_held").await;
+    assert_eq!(u["state"], "needs_review", "{u}");
+    assert_eq!(
+        (
+            u["why"]["rule"].as_str(),
+            u["why"]["error_code"].as_str(),
+            u["why"]["flagged_session"].as_str(),
+            u["why"]["session"].as_str()
+        ),
+        (
+            Some("fraud_hold"),
+            Some("selfie_manipulated"),
+            Some("vs_1fh_helda"),
+            Some("vs_1fh_heldb")
+        ),
+        "{u}"
+    );
+    let (_, queue) = app.get("/v1/reviews").await;
+    assert_eq!(
+        queue["data"][0]["client_reference_id"], "fh_held",
+        "{queue}"
+    );
+    // The app heard of it: a needs_review decision about the verified session.
+    wait_for(&received, |r| {
+        r.bodies
+            .values()
+            .any(|b| b["type"] == "needs_review" && b["why"]["rule"] == "fraud_hold")
+    })
+    .await;
+    assert!(
+        !received
+            .lock()
+            .unwrap()
+            .bodies
+            .values()
+            .any(|b| b["type"] == "verified"),
+        "no verified decision went out"
+    );
+    let review = |action: &str| {
+        app.http
+            .post(app.url("/v1/reviews/fh_held"))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({"action": action, "reviewer": "vera"}))
+            .send()
+    };
+    // Another attempt cannot change a verified session: allow_retry is refused.
+    let refused = review("allow_retry").await.unwrap();
+    assert_eq!(refused.status(), 409);
+    assert_eq!(
+        refused.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "not_reviewable"
+    );
+    assert_eq!(review("approve").await.unwrap().status(), 200);
+    let (_, u) = app.get("/v1/users/fh_held").await;
+    assert_eq!(
+        (u["state"].as_str(), u["why"]["rule"].as_str()),
+        (Some("approved"), Some("review")),
+        "{u}"
+    );
+    app.stop().await;
+
+    // Without the hold.
+    let db = TestDb::new(backend).await;
+    let policy = db.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[policy.codes.selfie_manipulated]\nhold_for_review = false\n",
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let app = TestApp::start(&config_with(
+        &db,
+        &[SECRET],
+        &[("IDVERDICT_CONFIG", policy.as_str())],
+    ))
+    .await;
+    flagged_then_verified(&app, "fh_free").await;
+    drain(&db.store().await).await;
+    let (_, u) = app.get("/v1/users/fh_free").await;
+    assert_eq!(
+        (u["state"].as_str(), u["why"]["rule"].as_str()),
+        (Some("verified"), Some("verified")),
+        "{u}"
+    );
+    app.stop().await;
+}
+both_backends!(a_verification_after_a_fraud_signal_waits_for_a_reviewer);

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::*;
 use idverdict::clock::now_ms;
-use idverdict::decide::user::user_view;
+use idverdict::decide::user::{user_view, Checks};
 use idverdict::decide::{Policy, ReviewAction, SessionRecord};
 use idverdict::ingest::IngestLoad;
 use idverdict::processor::{apply_review, Processor};
@@ -112,7 +112,12 @@ async fn a_review_and_a_batch_for_the_same_user_never_lose_each_others_changes()
         let reviews = store.reviews_of(&user).await.expect("reviews");
         let sessions = store.sessions_for_user(&user).await.expect("sessions");
         let sessions: Vec<&SessionRecord> = sessions.iter().collect();
-        let expected = user_view(&sessions, stored.review.as_ref(), &policy);
+        let expected = user_view(
+            &sessions,
+            stored.review.as_ref(),
+            &Checks::default(),
+            &policy,
+        );
         let review_kept = stored.review.as_ref().map(|r| r.action) == Some(ReviewAction::Approve)
             && reviews.len() == 1;
         if !review_kept || stored.view != expected {

@@ -21,6 +21,7 @@ use idverdict::decide::{Decision, NextStep, UserState};
 use idverdict::react::config::{EmailConfig, NatsConfig, TlsMode};
 use idverdict::react::{plan, Dispatcher, NewReaction, ReactConfig, ReactionKind};
 use idverdict::store::{ReactionFilter, ReactionRow, Redeliver, Store};
+use idverdict::synth::{self, Kind, Spec};
 use stripe_webhook::ErrorCode;
 
 const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -37,6 +38,7 @@ fn decision(kind: &str, session: &str, user: &str) -> Decision {
         user: Some(user.to_string()),
         session: session.to_string(),
         state: UserState::parse(kind).expect("a user state"),
+        why: None,
         error_code: retry.then_some(ErrorCode::DocumentExpired),
         reason: retry.then(|| "Stripe says: document_expired for Jane Q. Public".to_string()),
         explanation: retry
@@ -48,6 +50,7 @@ fn decision(kind: &str, session: &str, user: &str) -> Decision {
         reviewer: None,
         note: None,
         occurred_at: now() - 5,
+        locale: None,
     }
 }
 
@@ -766,3 +769,98 @@ async fn outbox_survives_restart_and_crashed_claims(backend: Backend) {
     }
 }
 both_backends!(outbox_survives_restart_and_crashed_claims);
+
+/// Through the whole service: a failed session whose metadata names the user's address and
+/// locale (`fr-CA`) produces a French retry mail (the operator's `retry_allowed.fr.txt`; the
+/// HTML part falls back to the default) with the operator's resume link in place of "go back
+/// to where you started"; a user without a locale gets the default, English.
+async fn emails_follow_the_users_locale_and_link_the_resume_url(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let sink = SmtpSink::start().await;
+    let templates = db.dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("retry_allowed.fr.txt"),
+        "Subject: Vérification à refaire\n\nCe qui n'a pas marché : {{explanation}}\n\
+         {{#resume_url}}Reprenez ici : {{resume_url}}{{/resume_url}}\n",
+    )
+    .unwrap();
+    let port = sink.port.to_string();
+    let templates = templates.display().to_string();
+    let app = TestApp::start(&config_with(
+        &db,
+        &[SECRET],
+        &[
+            ("IDVERDICT_SMTP_HOST", "127.0.0.1"),
+            ("IDVERDICT_SMTP_PORT", port.as_str()),
+            ("IDVERDICT_SMTP_TLS", "none"),
+            ("IDVERDICT_SMTP_FROM", "identity@acme.test"),
+            ("IDVERDICT_EMAIL_METADATA_KEY", "email"),
+            ("IDVERDICT_EMAIL_LOCALE_METADATA_KEY", "locale"),
+            ("IDVERDICT_EMAIL_TEMPLATES_DIR", templates.as_str()),
+            (
+                "IDVERDICT_EMAIL_RESUME_URL",
+                "https://app.acme.test/verify?user={user}",
+            ),
+            ("IDVERDICT_RETRY_SCHEDULE", "20ms,40ms,80ms"),
+        ],
+    ))
+    .await;
+    for (i, (user, to, locale)) in [
+        ("u_fr", "marie@example.test", Some("fr-CA")),
+        ("u_en", "mary@example.test", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut spec = Spec::new(Kind::RequiresInput, &format!("vs_1loc{i}"), now() - 60);
+        spec.user_ref = Some(user.into());
+        spec.error_code = Some("document_expired".into());
+        spec.report_id = Some(format!("vr_loc{i}"));
+        spec.metadata = vec![("email".into(), to.into())];
+        if let Some(locale) = locale {
+            spec.metadata.push(("locale".into(), locale.into()));
+        }
+        assert_eq!(app.deliver_signed(&synth::event_bytes(&spec)).await.0, 200);
+    }
+    let mut mails = Vec::new();
+    for _ in 0..600 {
+        mails = sink.messages();
+        if mails.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let find = |to: &str| {
+        mails
+            .iter()
+            .find(|m| m["rcpt_tos"] == serde_json::json!([to]))
+            .unwrap_or_else(|| panic!("no mail to {to}: {mails:?}"))
+            .clone()
+    };
+    let fr = find("marie@example.test");
+    assert_eq!(fr["subject"], "Vérification à refaire", "{fr}");
+    let text = fr["text"].as_str().unwrap();
+    assert!(
+        text.contains("Ce qui n'a pas marché : The identity document has expired."),
+        "{text}"
+    );
+    assert!(
+        text.contains("Reprenez ici : https://app.acme.test/verify?user=u_fr"),
+        "{text}"
+    );
+    assert!(fr["html"].as_str().unwrap().contains("How to try again"));
+    let en = find("mary@example.test");
+    assert!(
+        en["subject"].as_str().unwrap().contains("try again"),
+        "{en}"
+    );
+    let text = en["text"].as_str().unwrap();
+    assert!(
+        text.contains("continue at https://app.acme.test/verify?user=u_en and verify again"),
+        "{text}"
+    );
+    assert!(!text.contains("go back to where you started"), "{text}");
+    app.stop().await;
+}
+both_backends!(emails_follow_the_users_locale_and_link_the_resume_url);

@@ -15,7 +15,6 @@ use axum::routing::post;
 use common::smtp::SmtpSink;
 use common::*;
 use idverdict::synth::{self, Kind, Spec};
-use sqlx::{AnyConnection, Row};
 
 const CALLBACK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const EMAIL: &str = "jane.private@example.com";
@@ -67,83 +66,6 @@ fn personal_event(kind: Kind, session: &str, created: i64, code: Option<&str>) -
         ];
     }
     synth::event_bytes(&spec)
-}
-
-/// Every text/blob cell of every table, as `(table.column, value)`.
-async fn dump(conn: &mut AnyConnection, backend: Backend) -> Vec<(String, String)> {
-    // (table, column, read as bytes?)
-    let columns: Vec<(String, String, bool)> = match backend {
-        Backend::Postgres => sqlx::query(
-            "SELECT table_name::text, column_name::text, data_type::text \
-             FROM information_schema.columns WHERE table_schema = 'public' \
-             AND data_type IN ('text', 'character varying', 'character', 'bytea', 'json', 'jsonb')",
-        )
-        .fetch_all(&mut *conn)
-        .await
-        .expect("columns")
-        .iter()
-        .map(|r| {
-            (
-                r.get::<String, _>(0),
-                r.get::<String, _>(1),
-                r.get::<String, _>(2) == "bytea",
-            )
-        })
-        .collect(),
-        Backend::Sqlite => {
-            let tables: Vec<String> = sqlx::query(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
-            )
-            .fetch_all(&mut *conn)
-            .await
-            .expect("tables")
-            .iter()
-            .map(|r| r.get::<String, _>(0))
-            .collect();
-            let mut cols = Vec::new();
-            for t in tables {
-                // Every column: SQLite is dynamically typed, so each is read as bytes.
-                let rows = sqlx::query(&format!("SELECT name FROM pragma_table_info('{t}')"))
-                    .fetch_all(&mut *conn)
-                    .await
-                    .expect("table info");
-                for r in rows {
-                    cols.push((t.clone(), r.get::<String, _>(0), true));
-                }
-            }
-            cols
-        }
-    };
-    assert!(columns.len() > 10, "found too few columns: {columns:?}");
-    let mut cells = Vec::new();
-    for (table, column, bytes) in columns {
-        let sql = match (backend, bytes) {
-            (Backend::Postgres, false) => {
-                format!("SELECT \"{column}\"::text FROM \"{table}\" WHERE \"{column}\" IS NOT NULL")
-            }
-            (Backend::Postgres, true) => {
-                format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL")
-            }
-            (Backend::Sqlite, _) => format!(
-                "SELECT CAST(\"{column}\" AS BLOB) FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"
-            ),
-        };
-        let rows = sqlx::query(&sql)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        for r in rows {
-            let value = if bytes {
-                let raw: Vec<u8> = r.try_get(0).unwrap_or_else(|e| panic!("{sql}: {e}"));
-                String::from_utf8_lossy(&raw).into_owned()
-            } else {
-                r.try_get::<String, _>(0)
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            };
-            cells.push((format!("{table}.{column}"), value));
-        }
-    }
-    cells
 }
 
 fn leaks(cells: &[(String, String)]) -> Vec<String> {

@@ -222,3 +222,102 @@ async fn the_provided_email_reaches_the_email_reaction(backend: Backend) {
     emu.shutdown().await.unwrap();
 }
 both_backends!(the_provided_email_reaches_the_email_reaction);
+
+/// Create a session for `user` through idverdict, fail it at the emulator with `code`, and
+/// wait until the user's state (reached through reconciliation) is no longer `pending`.
+async fn fail_through_the_emulator(
+    app: &TestApp,
+    base: &str,
+    user: &str,
+    code: &str,
+) -> serde_json::Value {
+    let res = app
+        .http
+        .post(app.url(&format!("/v1/users/{user}/verification_sessions")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = app
+        .http
+        .post(format!(
+            "{base}/v1/test_helpers/identity/verification_sessions/{id}/require_input"
+        ))
+        .bearer_auth(KEY)
+        .form(&[("last_error[code]", code)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(failed.status(), 200);
+    let mut user_json = serde_json::Value::Null;
+    for _ in 0..400 {
+        user_json = app.get(&format!("/v1/users/{user}")).await.1;
+        if user_json["last_error"]["code"] == code && user_json["state"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    user_json
+}
+
+/// `address_mismatch` (the address check, from Stripe's outcomes guide) end to end: the
+/// emulator fails a session with it, idverdict explains it, and the built-in table sends the
+/// user to `retry`; an operator's `[policy.codes.address_mismatch]` entry changes that.
+async fn address_mismatch_follows_the_policy_table(backend: Backend) {
+    let (emu, _dir) = start_emulator().await;
+    let base = emu.base_url().to_string();
+
+    let db = TestDb::new(backend).await;
+    let app = start_app(&db, &base, &[("IDVERDICT_RECONCILE_INTERVAL_SECS", "1")]).await;
+    let user = fail_through_the_emulator(&app, &base, "am_user", "address_mismatch").await;
+    assert_eq!(user["state"], "retry_allowed", "{user}");
+    assert_eq!(user["next_step"], "retry", "{user}");
+    assert_eq!(
+        user["last_error"]["explanation"],
+        stripe_webhook::ErrorCode::AddressMismatch.explanation(),
+        "{user}"
+    );
+    assert_eq!(
+        (
+            user["why"]["rule"].as_str(),
+            user["why"]["error_code"].as_str(),
+            user["why"]["step_from"].as_str()
+        ),
+        (
+            Some("error_code"),
+            Some("address_mismatch"),
+            Some("built_in")
+        ),
+        "{user}"
+    );
+    app.stop().await;
+
+    let db = TestDb::new(backend).await;
+    let policy = db.dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[policy.codes.address_mismatch]\nnext_step = \"manual_review\"\n",
+    )
+    .unwrap();
+    let policy = policy.display().to_string();
+    let app = start_app(
+        &db,
+        &base,
+        &[
+            ("IDVERDICT_RECONCILE_INTERVAL_SECS", "1"),
+            ("IDVERDICT_CONFIG", policy.as_str()),
+        ],
+    )
+    .await;
+    let user = fail_through_the_emulator(&app, &base, "am_user2", "address_mismatch").await;
+    assert_eq!(user["state"], "needs_review", "{user}");
+    assert_eq!(user["why"]["step_from"], "policy", "{user}");
+    app.stop().await;
+    emu.shutdown().await.unwrap();
+}
+both_backends!(address_mismatch_follows_the_policy_table);

@@ -450,6 +450,10 @@ async fn resend_and_hosted_page_flow() {
         )
         .await;
     let ev_id = created["data"][0]["id"].as_str().unwrap();
+    // The session reads `verified` before its event has reached the receiver: count the
+    // resends from after processing + verified arrived.
+    let delivered = rx.wait_successes(5, 10).await;
+    assert!(types(&delivered).contains(&"identity.verification_session.verified".to_string()));
     let before = rx.received().len();
     let r: Value = emu
         .http

@@ -33,6 +33,7 @@ pub async fn queue(
             "client_reference_id": user.user_ref,
             "state": user.view.state,
             "waiting_since_ms": user.state_since_ms,
+            "why": user.view.why,
             "attempts_used": user.view.attempts_used,
             "attempts_allowed": user.view.attempts_allowed,
             "current_session": user.view.current_session,
@@ -91,7 +92,9 @@ pub async fn submit(
     .await
     .map_err(|e| match e {
         ReviewError::UnknownUser => unknown_user(),
-        ReviewError::NotReviewable(_) => ApiError::conflict("not_reviewable", e.to_string()),
+        ReviewError::NotReviewable(_) | ReviewError::VerifiedSessionHeld => {
+            ApiError::conflict("not_reviewable", e.to_string())
+        }
         ReviewError::Store(e) => ApiError::from(e),
     })?;
     // A repeat answers with the review on record: it is what decided.
@@ -111,6 +114,7 @@ pub async fn submit(
     Ok(Json(json!({
         "client_reference_id": user.user_ref,
         "state": user.view.state,
+        "why": user.view.why,
         "attempts_used": user.view.attempts_used,
         "attempts_allowed": user.view.attempts_allowed,
         "review": review,

@@ -11,6 +11,10 @@
 //! the request's metadata, and the idempotency key `idverdict:{ref}:{n}` (n = the attempt
 //! number the rule gives), so a retried or concurrent request cannot create a second session.
 //! `options[document]` is left to Stripe's defaults.
+//!
+//! `expected` (who the verified person must be) is checked and stored as digests and rules
+//! (`decide::expectations`) before Stripe is asked; the user's verified sessions are then
+//! compared with it by the processor's checker.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +28,7 @@ use stripe_webhook::{SessionStatus, VerificationSession};
 use super::{ApiError, ApiPath, OptionalJson};
 use crate::app::AppState;
 use crate::decide::creation::{creation, Creation, Refusal, SessionFacts};
+use crate::decide::expectations::{Expectations, ExpectedInput};
 use crate::stripe_api::{CreateSession, StripeClient};
 
 /// Metadata key that names the user on every session idverdict creates.
@@ -44,6 +49,9 @@ pub struct CreateBody {
     return_url: Option<String>,
     #[serde(default)]
     provided_details: Option<ProvidedDetails>,
+    /// Who the verified person must be: kept as digests and rules only.
+    #[serde(default)]
+    expected: Option<ExpectedInput>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -66,11 +74,28 @@ pub async fn create(
         ));
     }
     check_metadata(&body.metadata).map_err(|m| ApiError::bad_request("invalid_metadata", m))?;
+    let expectations = body
+        .expected
+        .as_ref()
+        .map(|input| expectations(&state, input))
+        .transpose()?
+        .filter(|e| !e.is_empty());
 
     let local = state.store.sessions_for_user(&user_ref).await?;
     let remote = stripe.list_verification_sessions(&user_ref).await?;
     let user = state.store.get_user(&user_ref).await?.map(|u| u.view);
     let mut facts = SessionFacts::merge(&local, &remote);
+    if let Creation::Refuse(refusal) = creation(user.as_ref(), &facts, &state.policy) {
+        return Err(refused(refusal));
+    }
+    // Stored before Stripe is asked: a session this request hands out is never verified
+    // without the check the app asked for.
+    if let Some(e) = &expectations {
+        state
+            .store
+            .save_expectations(&user_ref, e, crate::clock::now_ms())
+            .await?;
+    }
     for _ in 0..REUSE_ROUNDS {
         match creation(user.as_ref(), &facts, &state.policy) {
             Creation::Refuse(refusal) => return Err(refused(refusal)),
@@ -107,6 +132,20 @@ pub async fn create(
         "sessions_changing",
         "the user's sessions are changing right now; retry in a moment",
     ))
+}
+
+/// Check `expected` and keep only digests and rules. Names, dob, email and phone need the
+/// digest key; without one the request is refused rather than stored unchecked.
+fn expectations(state: &AppState, input: &ExpectedInput) -> Result<Expectations, ApiError> {
+    let key = state.expectations_key.as_deref();
+    if input.needs_key() && key.is_none() {
+        return Err(ApiError::unavailable(
+            "expectations_not_configured",
+            "no expectations key is configured (IDVERDICT_EXPECTATIONS_KEY), so expected names, dates of birth, emails and phones cannot be kept",
+        ));
+    }
+    Expectations::from_input(input, key)
+        .map_err(|e| ApiError::bad_request("invalid_expected", e.to_string()))
 }
 
 fn refused(refusal: Refusal) -> ApiError {

@@ -22,6 +22,7 @@ pub async fn get_user(
     };
     let user = state.store.get_user(&user_ref).await?;
     let reviews = state.store.reviews_of(&user_ref).await?;
+    let checks = state.store.checks_of_user(&user_ref).await?;
     let attempts_used = attempts_used(&sessions.iter().collect::<Vec<&SessionRecord>>());
     let attempts_allowed = user
         .as_ref()
@@ -35,6 +36,8 @@ pub async fn get_user(
         // The user's decision state; null until the processor has applied the first event.
         "state": user.as_ref().map(|u| u.view.state),
         "state_since_ms": user.as_ref().map(|u| u.state_since_ms),
+        // Why: the rule that decided the state, its facts and the deciding session.
+        "why": user.as_ref().and_then(|u| u.view.why.as_ref()),
         "next_step": user.as_ref().and_then(|u| u.view.next_step),
         "attempts_left": attempts_allowed.saturating_sub(attempts_used),
         "outcome": current.outcome,
@@ -42,6 +45,9 @@ pub async fn get_user(
         "failed_attempts": attempts_used,
         "max_attempts": attempts_allowed,
         "reviews": reviews,
+        // Verified sessions compared with what was expected: per field match / mismatch /
+        // unavailable (never a value).
+        "checks": checks,
         "last_error": last_error,
         "sessions": sessions.iter().map(session_json).collect::<Vec<_>>(),
     })))

@@ -50,6 +50,9 @@ pub struct Config {
     pub database_url: String,
     /// Bearer token for the app API. `None` = the API refuses every request.
     pub api_token: Option<SecretString>,
+    /// Key of the digests of expected values. `None` = expectations of names, dob, email or
+    /// phone are refused (rules such as `min_age` need no key).
+    pub expectations_key: Option<SecretString>,
     pub data_dir: PathBuf,
     pub log_format: LogFormat,
     /// Per-request deadline; slow clients (e.g. a body trickling in) are cut off.
@@ -88,6 +91,7 @@ impl std::fmt::Debug for Config {
             .field("body_limit_bytes", &self.body_limit_bytes)
             .field("database", &crate::store::redact_url(&self.database_url))
             .field("api_token", &self.api_token)
+            .field("expectations_key", &self.expectations_key)
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
             .field("request_timeout_secs", &self.request_timeout_secs)
@@ -211,6 +215,11 @@ impl Config {
             format!("idv_dev_{}", random_token(32))
         })
         .map_err(failed)?;
+        if self.expectations_key.is_none() {
+            let key = read_or_create(&dir.join("dev-expectations-key"), || random_token(48))
+                .map_err(failed)?;
+            self.expectations_key = Some(SecretString::from(key));
+        }
         self.webhook_secrets = vec![SecretString::from(secret.clone())];
         self.api_token = Some(SecretString::from(token.clone()));
         Ok(DevCredentials {
@@ -311,6 +320,14 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         }
     }
 
+    let expectations_key = raw.expectations_key;
+    if expectations_key
+        .as_ref()
+        .is_some_and(|k| k.expose_secret().chars().count() < 32)
+    {
+        return invalid("expectations_key", "must be at least 32 characters".into());
+    }
+
     let reactions = ReactConfig {
         callbacks: raw.callbacks,
         email: raw.email,
@@ -340,6 +357,7 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         body_limit_bytes: raw.body_limit_bytes as usize,
         database_url,
         api_token,
+        expectations_key,
         data_dir: raw.data_dir,
         log_format: raw.log_format,
         request_timeout_secs: raw.request_timeout_secs,

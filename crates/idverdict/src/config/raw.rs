@@ -29,6 +29,7 @@ pub(crate) struct RawConfig {
     /// `None`: a SQLite file in the data directory.
     pub database_url: Option<String>,
     pub api_token: Option<SecretString>,
+    pub expectations_key: Option<SecretString>,
     pub data_dir: PathBuf,
     #[serde(deserialize_with = "parse::de_choice")]
     pub log_format: LogFormat,
@@ -69,6 +70,7 @@ impl Default for RawConfig {
             body_limit_bytes: 1024 * 1024,
             database_url: None,
             api_token: None,
+            expectations_key: None,
             data_dir: PathBuf::from(".idverdict"),
             log_format: LogFormat::Human,
             request_timeout_secs: 10,

@@ -101,6 +101,12 @@ pub struct EmailConfig {
     /// A session metadata key holding the user's address, when Stripe's
     /// `provided_details.email` is not collected. Read by the decision code, not here.
     pub email_metadata_key: Option<String>,
+    /// Where the end user resumes, for the retry and alternative-method emails: a URL with
+    /// `{user}` (the user reference, URL-encoded) and `{session}` placeholders.
+    pub resume_url: Option<String>,
+    /// A session metadata key holding the end user's locale (`fr`, `pt-BR`): the emails use
+    /// the templates of that locale when there are some, else the default ones.
+    pub locale_metadata_key: Option<String>,
     #[serde(deserialize_with = "parse::de_seconds")]
     pub timeout_secs: u64,
 }
@@ -116,6 +122,8 @@ impl Default for EmailConfig {
             from: String::new(),
             templates_dir: None,
             email_metadata_key: None,
+            resume_url: None,
+            locale_metadata_key: None,
             timeout_secs: 30,
         }
     }
@@ -139,6 +147,8 @@ impl std::fmt::Debug for EmailConfig {
             .field("from", &self.from)
             .field("templates_dir", &self.templates_dir)
             .field("email_metadata_key", &self.email_metadata_key)
+            .field("resume_url", &self.resume_url)
+            .field("locale_metadata_key", &self.locale_metadata_key)
             .field("timeout_secs", &self.timeout_secs)
             .finish()
     }
@@ -350,9 +360,17 @@ impl EmailConfig {
         if let Err(e) = crate::react::email::Templates::load(self.templates_dir.as_deref()) {
             return invalid("email.templates_dir", e.to_string());
         }
-        if let Some(key) = &self.email_metadata_key {
-            if key.trim().is_empty() {
-                return invalid("email.email_metadata_key", "must not be empty".into());
+        for (key, value) in [
+            ("email.email_metadata_key", &self.email_metadata_key),
+            ("email.locale_metadata_key", &self.locale_metadata_key),
+        ] {
+            if value.as_ref().is_some_and(|k| k.trim().is_empty()) {
+                return invalid(key, "must not be empty".into());
+            }
+        }
+        if let Some(template) = &self.resume_url {
+            if let Err(message) = crate::react::email::check_resume_url(template) {
+                return invalid("email.resume_url", message);
             }
         }
         Ok(())

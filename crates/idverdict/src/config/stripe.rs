@@ -83,6 +83,12 @@ impl StripeKey {
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
+
+    /// A restricted key (`rk_…`): only such a key may read sensitive verified outputs (the
+    /// date of birth, ID numbers).
+    pub fn is_restricted(&self) -> bool {
+        self.expose().starts_with("rk_")
+    }
 }
 
 impl fmt::Debug for StripeKey {

@@ -134,6 +134,15 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         ("IDVERDICT_API_TOKEN", s("another-token-0123456789"), |c| {
             c.api_token.as_ref().unwrap().expose_secret() == "another-token-0123456789"
         }),
+        (
+            "IDVERDICT_EXPECTATIONS_KEY",
+            s("another-expectations-key-0123456789abcdef"),
+            |c| {
+                c.expectations_key.as_ref().is_some_and(|k| {
+                    k.expose_secret() == "another-expectations-key-0123456789abcdef"
+                })
+            },
+        ),
         ("DATABASE_URL", s("postgres://u:pw@127.0.0.1/idv"), |c| {
             c.database_url == "postgres://u:pw@127.0.0.1/idv"
         }),
@@ -206,6 +215,14 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         }),
         ("IDVERDICT_EMAIL_METADATA_KEY", s("contact"), |c| {
             email(c).email_metadata_key.as_deref() == Some("contact")
+        }),
+        (
+            "IDVERDICT_EMAIL_RESUME_URL",
+            s("https://app.test/verify?user={user}"),
+            |c| email(c).resume_url.as_deref() == Some("https://app.test/verify?user={user}"),
+        ),
+        ("IDVERDICT_EMAIL_LOCALE_METADATA_KEY", s("locale"), |c| {
+            email(c).locale_metadata_key.as_deref() == Some("locale")
         }),
         ("IDVERDICT_SMTP_TIMEOUT_SECS", s("45s"), |c| {
             email(c).timeout_secs == 45
@@ -464,6 +481,18 @@ fn errors_name_the_key_and_the_variable() {
         (
             &[("IDVERDICT_API_TOKEN", "short")],
             "`api_token` (IDVERDICT_API_TOKEN)",
+        ),
+        (
+            &[("IDVERDICT_EXPECTATIONS_KEY", "too-short")],
+            "`expectations_key` (IDVERDICT_EXPECTATIONS_KEY)",
+        ),
+        (
+            &[
+                ("IDVERDICT_SMTP_HOST", "mail.test"),
+                ("IDVERDICT_SMTP_FROM", "a@b.test"),
+                ("IDVERDICT_EMAIL_RESUME_URL", "https://app.test/{token}"),
+            ],
+            "`email.resume_url` (IDVERDICT_EMAIL_RESUME_URL)",
         ),
         (
             &[
@@ -803,4 +832,55 @@ fn debug_never_shows_a_secret() {
         shown.contains("https://app.test/cb"),
         "non-secrets are shown: {shown}"
     );
+}
+
+#[test]
+fn dev_mode_generates_an_owner_only_expectations_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let mut c = load(&[("IDVERDICT_DATA_DIR", data.as_str())]).unwrap();
+    assert!(c.dev_mode && c.expectations_key.is_none());
+    c.materialize_dev_defaults().unwrap();
+    let key = c
+        .expectations_key
+        .as_ref()
+        .unwrap()
+        .expose_secret()
+        .to_string();
+    assert!(key.len() >= 32);
+    let file = dir.path().join("dev-expectations-key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let mut again = load(&[("IDVERDICT_DATA_DIR", data.as_str())]).unwrap();
+    again.materialize_dev_defaults().unwrap();
+    assert_eq!(
+        again.expectations_key.unwrap().expose_secret(),
+        key,
+        "kept across restarts"
+    );
+}
+
+#[test]
+fn policy_expectations_errors_name_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[policy.expectations]\nmin_age = 0\n").unwrap();
+    let path = file.display().to_string();
+    let e = load(&[("IDVERDICT_CONFIG", path.as_str())])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("policy.expectations.min_age"), "{e}");
+    std::fs::write(
+        &file,
+        "[policy.expectations]\nissuing_countries = [\"FRA\"]\n",
+    )
+    .unwrap();
+    let e = load(&[("IDVERDICT_CONFIG", path.as_str())])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("policy.expectations.issuing_countries"), "{e}");
 }

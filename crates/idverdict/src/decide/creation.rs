@@ -235,6 +235,7 @@ mod tests {
             current_session: Some("vs_a".into()),
             error_code: None,
             next_step: None,
+            why: None,
         }
     }
 

@@ -7,6 +7,7 @@ use stripe_webhook::ErrorCode;
 use super::next_step::NextStep;
 use super::session::SessionRecord;
 use super::user::{UserState, UserView};
+use super::why::Why;
 
 /// What kind of decision it is (`type` in the body).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -67,8 +68,11 @@ pub struct Decision {
     pub session: String,
     /// The user's state after the decision.
     pub state: UserState,
+    /// Why the user is in that state: the rule, its facts and the deciding session.
+    pub why: Option<Why>,
     pub error_code: Option<ErrorCode>,
-    /// Stripe's `last_error.reason` (developer-facing).
+    /// Stripe's `last_error.reason`: Stripe's own words, which Stripe says may be shown to the
+    /// user.
     pub reason: Option<String>,
     /// What went wrong in plain words, for the end user.
     pub explanation: Option<String>,
@@ -83,6 +87,10 @@ pub struct Decision {
     pub note: Option<String>,
     /// Unix seconds.
     pub occurred_at: i64,
+    /// The end user's locale, on email reactions only (from `email.locale_metadata_key`):
+    /// which templates render the mail. Absent from callbacks and bus messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 impl Decision {
@@ -107,6 +115,7 @@ impl Decision {
             user: Some(user_ref.to_string()),
             session,
             state: view.state,
+            why: view.why.clone(),
             error_code: view.error_code.clone(),
             reason: current.and_then(|s| s.last_error_reason.clone()),
             explanation: view
@@ -121,17 +130,20 @@ impl Decision {
             reviewer: None,
             note: None,
             occurred_at: now_ms / 1000,
+            locale: None,
         })
     }
 
-    /// A session was redacted; `state` is its user's state afterwards (`none` without a user).
-    pub fn redacted(session: &SessionRecord, state: UserState, now_ms: i64) -> Decision {
+    /// A session was redacted; `user` is its user's view afterwards (`None` without a user:
+    /// the state is then `none`).
+    pub fn redacted(session: &SessionRecord, user: Option<&UserView>, now_ms: i64) -> Decision {
         Decision {
             key: format!("{}:redacted", session.id),
             kind: DecisionType::Redacted,
             user: session.user_ref.clone(),
             session: session.id.clone(),
-            state,
+            state: user.map_or(UserState::None, |u| u.state),
+            why: user.and_then(|u| u.why.clone()),
             error_code: None,
             reason: None,
             explanation: None,
@@ -142,6 +154,7 @@ impl Decision {
             reviewer: None,
             note: None,
             occurred_at: now_ms / 1000,
+            locale: None,
         }
     }
 }
@@ -149,6 +162,7 @@ impl Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::why::{Rule, StepSource};
 
     /// The body apps parse: field names, order and values as documented.
     #[test]
@@ -159,6 +173,16 @@ mod tests {
             user: Some("user_123".into()),
             session: "vs_1".into(),
             state: UserState::RetryAllowed,
+            why: Some(Why::new(
+                Rule::ErrorCode {
+                    error_code: ErrorCode::DocumentExpired,
+                    next_step: NextStep::Retry,
+                    step_from: StepSource::BuiltIn,
+                    attempts_used: 1,
+                    max_attempts: 3,
+                },
+                Some("vs_1"),
+            )),
             error_code: Some(ErrorCode::DocumentExpired),
             reason: Some("expired".into()),
             explanation: Some(ErrorCode::DocumentExpired.explanation().into()),
@@ -169,11 +193,12 @@ mod tests {
             reviewer: None,
             note: None,
             occurred_at: 1_764_100_000,
+            locale: None,
         };
         let json = serde_json::to_string(&d).unwrap();
         assert_eq!(
             json,
-            r#"{"key":"user_123:retry_allowed:vs_1:1","type":"retry_allowed","user":"user_123","session":"vs_1","state":"retry_allowed","error_code":"document_expired","reason":"expired","explanation":"The identity document has expired.","next_step":"retry","attempts_used":1,"attempts_left":2,"resume":"POST /v1/users/user_123/verification_sessions","reviewer":null,"note":null,"occurred_at":1764100000}"#
+            r#"{"key":"user_123:retry_allowed:vs_1:1","type":"retry_allowed","user":"user_123","session":"vs_1","state":"retry_allowed","why":{"rule":"error_code","error_code":"document_expired","next_step":"retry","step_from":"built_in","attempts_used":1,"max_attempts":3,"session":"vs_1"},"error_code":"document_expired","reason":"expired","explanation":"The identity document has expired.","next_step":"retry","attempts_used":1,"attempts_left":2,"resume":"POST /v1/users/user_123/verification_sessions","reviewer":null,"note":null,"occurred_at":1764100000}"#
         );
         let back: Decision = serde_json::from_str(&json).unwrap();
         assert_eq!(back, d);

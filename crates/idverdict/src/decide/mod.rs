@@ -7,8 +7,11 @@
 //! - [`attempts`]: which failures count, once each.
 //! - [`batch`]: the fold over one processor batch (events, then Stripe's current sessions).
 //! - [`user`]: the user state table, from all of a user's sessions and the latest review.
+//! - [`why`]: the row of that table that decided a state, with its facts and session.
 //! - [`review`]: an operator's review of a user.
 //! - [`decision`]: what a decision about a user says (the callback body).
+//! - [`expectations`]: what the app expects of the verified person (digests and rules), and
+//!   the comparison with what Stripe verified.
 //! - [`creation`]: whether the app may get a session for a user, and which.
 //! - [`next_step`] and [`policy`]: what each `last_error.code` leads to, and the operator's
 //!   overrides, attempt limit and exhaustion.
@@ -17,11 +20,13 @@ pub mod attempts;
 pub mod batch;
 pub mod creation;
 pub mod decision;
+pub mod expectations;
 pub mod next_step;
 pub mod policy;
 pub mod review;
 pub mod session;
 pub mod user;
+pub mod why;
 
 pub use batch::{fold_batch, BatchChanges, BatchState, Disposition, HistoryEntry, Input};
 pub use decision::{Decision, DecisionType};
@@ -29,6 +34,7 @@ pub use next_step::{default_next_step, guidance, NextStep};
 pub use policy::{CodeRule, Exhausted, Policy};
 pub use session::{Effect, SessionOutcome, SessionRecord};
 pub use user::{ReviewAction, UserChange, UserRecord, UserState, UserView};
+pub use why::{Rule, StepSource, Why};
 
 #[cfg(test)]
 mod tests;

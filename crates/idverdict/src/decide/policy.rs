@@ -12,17 +12,22 @@
 //! [policy.codes.abandoned]
 //! next_step = "retry"
 //! counts_as_attempt = false
+//!
+//! [policy.codes.selfie_face_mismatch]
+//! hold_for_review = true               # a later verification waits for a reviewer
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use stripe_webhook::ErrorCode;
 
+use super::expectations::{ExpectationPolicy, ExpectationsTable};
 use super::next_step::{default_next_step, NextStep};
+use super::why::StepSource;
 
 /// What running out of attempts leads to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Exhausted {
     NeedsReview,
@@ -34,6 +39,9 @@ pub enum Exhausted {
 pub struct CodeRule {
     pub next_step: NextStep,
     pub counts_as_attempt: bool,
+    /// A fraud signal: once a session of the user failed with this code, a later verified
+    /// session leaves the user in `needs_review` until a reviewer approves or rejects.
+    pub hold_for_review: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +52,9 @@ pub struct Policy {
     pub unknown_code: NextStep,
     /// Metadata key naming the user when a session has no `client_reference_id`.
     pub user_metadata_key: Option<String>,
+    /// `[policy.expectations]`: rules for every verified session, and what a mismatch or an
+    /// unavailable value leads to.
+    pub expectations: ExpectationPolicy,
     overrides: HashMap<ErrorCode, CodeRule>,
 }
 
@@ -54,17 +65,24 @@ impl Default for Policy {
             on_exhausted: Exhausted::NeedsReview,
             unknown_code: NextStep::ManualReview,
             user_metadata_key: Some("user_id".to_string()),
+            expectations: ExpectationPolicy::default(),
             overrides: HashMap::new(),
         }
     }
 }
 
 /// Built-in rule for a code: the next step from the table in `next_step.rs`; every failure
-/// counts as an attempt except `abandoned` (the user never submitted anything).
+/// counts as an attempt except `abandoned` (the user never submitted anything); only
+/// `selfie_manipulated` holds a later verification for review. A manipulated selfie is
+/// tampering, never a capture accident, so a success that follows it is exactly what a person
+/// should look at. `selfie_face_mismatch` is not held by default: it is mostly light, glasses
+/// or an old document photo, its next step already sends the user to a reviewer before any
+/// retry, and a hold would have the reviewer decide twice about one honest person.
 fn builtin(code: &ErrorCode) -> CodeRule {
     CodeRule {
         next_step: default_next_step(code),
         counts_as_attempt: !matches!(code, ErrorCode::Abandoned),
+        hold_for_review: matches!(code, ErrorCode::SelfieManipulated),
     }
 }
 
@@ -79,8 +97,28 @@ impl Policy {
             ErrorCode::Unknown(_) => CodeRule {
                 next_step: self.unknown_code,
                 counts_as_attempt: true,
+                hold_for_review: false,
             },
             known => builtin(known),
+        }
+    }
+
+    /// Where the step for `code` comes from (for the why of a state).
+    pub fn step_source(&self, code: &ErrorCode) -> StepSource {
+        if self.overrides.contains_key(code) {
+            StepSource::Policy
+        } else if code.is_unknown() {
+            StepSource::UnknownCode
+        } else {
+            StepSource::BuiltIn
+        }
+    }
+
+    /// The state exhaustion leads to.
+    pub fn exhausted_step(&self) -> NextStep {
+        match self.on_exhausted {
+            Exhausted::NeedsReview => NextStep::ManualReview,
+            Exhausted::AlternativeRequired => NextStep::AlternativeMethod,
         }
     }
 
@@ -90,10 +128,7 @@ impl Policy {
         if step != NextStep::Retry || used < allowed {
             return step;
         }
-        match self.on_exhausted {
-            Exhausted::NeedsReview => NextStep::ManualReview,
-            Exhausted::AlternativeRequired => NextStep::AlternativeMethod,
-        }
+        self.exhausted_step()
     }
 
     /// Validate the `[policy]` table (`None`: the defaults). Errors name the key at fault.
@@ -125,6 +160,11 @@ impl Policy {
         if let Some(key) = &raw.user_metadata_key {
             policy.user_metadata_key = (!key.is_empty()).then(|| key.clone());
         }
+        if let Some(table) = &raw.expectations {
+            policy.expectations = table
+                .resolve()
+                .map_err(|(key, message)| PolicyError::new(key, message))?;
+        }
         for (name, rule) in &raw.codes {
             let code = ErrorCode::from(name.as_str());
             if code.is_unknown() {
@@ -148,6 +188,7 @@ impl Policy {
                 CodeRule {
                     next_step,
                     counts_as_attempt: rule.counts_as_attempt.unwrap_or(default.counts_as_attempt),
+                    hold_for_review: rule.hold_for_review.unwrap_or(default.hold_for_review),
                 },
             );
         }
@@ -190,6 +231,7 @@ pub struct PolicyTable {
     pub user_metadata_key: Option<String>,
     #[serde(default)]
     pub codes: BTreeMap<String, CodeTable>,
+    pub expectations: Option<ExpectationsTable>,
 }
 
 /// One `[policy.codes.<code>]` table.
@@ -198,6 +240,7 @@ pub struct PolicyTable {
 pub struct CodeTable {
     pub next_step: Option<String>,
     pub counts_as_attempt: Option<bool>,
+    pub hold_for_review: Option<bool>,
 }
 
 #[cfg(test)]
@@ -221,13 +264,23 @@ mod tests {
             p.rule(&ErrorCode::from("abandoned")),
             CodeRule {
                 next_step: NextStep::Retry,
-                counts_as_attempt: false
+                counts_as_attempt: false,
+                hold_for_review: false,
             }
         );
         assert_eq!(
-            p.rule(&ErrorCode::from("selfie_manipulated")).next_step,
-            NextStep::ManualReview
+            p.rule(&ErrorCode::from("selfie_manipulated")),
+            CodeRule {
+                next_step: NextStep::ManualReview,
+                counts_as_attempt: true,
+                hold_for_review: true,
+            }
         );
+        let held: Vec<&ErrorCode> = ErrorCode::ALL
+            .iter()
+            .filter(|c| p.rule(c).hold_for_review)
+            .collect();
+        assert_eq!(held, vec![&ErrorCode::SelfieManipulated]);
         assert_eq!(
             p.rule(&ErrorCode::from("consent_declined")).next_step,
             NextStep::AlternativeMethod
@@ -248,18 +301,36 @@ mod tests {
             p.rule(&ErrorCode::from("document_expired")),
             CodeRule {
                 next_step: NextStep::Retry,
-                counts_as_attempt: true
+                counts_as_attempt: true,
+                hold_for_review: false,
             }
         );
         assert_eq!(
             p.rule(&ErrorCode::from("a_future_code")).next_step,
             NextStep::ManualReview
         );
+        // The address check's code (from Stripe's outcomes guide, not yet in the SDKs): the
+        // user can correct the address, and it counts as an attempt.
+        assert_eq!(
+            p.rule(&ErrorCode::from("address_mismatch")),
+            CodeRule {
+                next_step: NextStep::Retry,
+                counts_as_attempt: true,
+                hold_for_review: false,
+            }
+        );
+        assert_eq!(
+            parse("[policy.codes.address_mismatch]\nnext_step = \"manual_review\"\n")
+                .unwrap()
+                .rule(&ErrorCode::AddressMismatch)
+                .next_step,
+            NextStep::ManualReview
+        );
     }
 
     #[test]
     fn every_code_has_a_rule_and_overrides_apply() {
-        let p = parse("[policy]\nmax_attempts = 5\non_exhausted = \"alternative_required\"\nunknown_code = \"retry\"\n[policy.codes.selfie_face_mismatch]\nnext_step = \"retry\"\ncounts_as_attempt = false\n").unwrap();
+        let p = parse("[policy]\nmax_attempts = 5\non_exhausted = \"alternative_required\"\nunknown_code = \"retry\"\n[policy.codes.selfie_face_mismatch]\nnext_step = \"retry\"\ncounts_as_attempt = false\nhold_for_review = true\n").unwrap();
         assert_eq!(p.max_attempts, 5);
         assert_eq!(p.on_exhausted, Exhausted::AlternativeRequired);
         assert_eq!(
@@ -270,7 +341,8 @@ mod tests {
             p.rule(&ErrorCode::from("selfie_face_mismatch")),
             CodeRule {
                 next_step: NextStep::Retry,
-                counts_as_attempt: false
+                counts_as_attempt: false,
+                hold_for_review: true,
             }
         );
         // Codes without an override keep their built-in rule.

@@ -4,14 +4,18 @@
 
 use super::decision::{Decision, DecisionType};
 use super::policy::Policy;
-use super::session::SessionRecord;
-use super::user::{user_view, Review, ReviewAction, UserChange, UserRecord, UserState};
+use super::session::{SessionOutcome, SessionRecord};
+use super::user::{user_view, Checks, Review, ReviewAction, UserChange, UserRecord, UserState};
 
 /// Why a review cannot be applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewRefused {
     /// `allow_retry` needs a user waiting in `needs_review`; this is their state.
     NotReviewable(UserState),
+    /// `allow_retry` for a user who has a verified session (held for review after a fraud
+    /// signal, or for what was expected of it): another attempt cannot change that; approve
+    /// or reject.
+    VerifiedSessionHeld,
 }
 
 /// Whether `action` only repeats the verdict the user's state already reflects: an `approve`
@@ -28,25 +32,47 @@ pub fn repeats_latest(stored: &UserRecord, action: ReviewAction) -> bool {
         })
 }
 
-/// Apply `action` by `reviewer` to a stored user with these sessions, at `now_ms`.
+/// What a reviewer decided.
+#[derive(Debug, Clone, Copy)]
+pub struct ReviewRequest<'a> {
+    pub action: ReviewAction,
+    pub reviewer: &'a str,
+    pub note: Option<&'a str>,
+}
+
+/// Apply a review to a stored user with these sessions (and checks), at `now_ms`.
 pub fn review(
     stored: &UserRecord,
     sessions: &[&SessionRecord],
-    action: ReviewAction,
-    reviewer: &str,
-    note: Option<&str>,
+    checks: &Checks,
+    request: ReviewRequest<'_>,
     policy: &Policy,
     now_ms: i64,
 ) -> Result<UserChange, ReviewRefused> {
-    if action == ReviewAction::AllowRetry && stored.view.state != UserState::NeedsReview {
-        return Err(ReviewRefused::NotReviewable(stored.view.state));
+    let ReviewRequest {
+        action,
+        reviewer,
+        note,
+    } = request;
+    if action == ReviewAction::AllowRetry {
+        if stored.view.state != UserState::NeedsReview {
+            return Err(ReviewRefused::NotReviewable(stored.view.state));
+        }
+        if sessions
+            .iter()
+            .any(|s| s.outcome == SessionOutcome::Verified)
+        {
+            return Err(ReviewRefused::VerifiedSessionHeld);
+        }
     }
     let review = Review {
         action,
+        by: reviewer.to_string(),
+        at_ms: now_ms,
         session_id: stored.view.current_session.clone(),
         attempts_at_review: stored.view.attempts_used,
     };
-    let view = user_view(sessions, Some(&review), policy);
+    let view = user_view(sessions, Some(&review), checks, policy);
     let decision = DecisionType::entering(view.state)
         .and_then(|kind| Decision::about_user(&stored.user_ref, &view, sessions, kind, now_ms))
         .map(|decision| Decision {
@@ -73,7 +99,6 @@ pub fn review(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::session::SessionOutcome;
     use crate::decide::user::user_view;
     use crate::decide::DecisionType;
     use stripe_webhook::ErrorCode;
@@ -85,7 +110,7 @@ mod tests {
             outcome: SessionOutcome::NeedsReview,
             ..SessionRecord::example("vs_a")
         };
-        let view = user_view(&[&session], None, &Policy::default());
+        let view = user_view(&[&session], None, &Checks::default(), &Policy::default());
         assert_eq!(view.state, UserState::NeedsReview);
         let user = UserRecord {
             user_ref: "u".into(),
@@ -103,9 +128,12 @@ mod tests {
         let change = review(
             &user,
             &[&session],
-            ReviewAction::AllowRetry,
-            "alice",
-            Some("looked fine"),
+            &Checks::default(),
+            ReviewRequest {
+                action: ReviewAction::AllowRetry,
+                reviewer: "alice",
+                note: Some("looked fine"),
+            },
             &Policy::default(),
             5_000,
         )
@@ -133,9 +161,12 @@ mod tests {
         let change = review(
             &user,
             &[&session],
-            ReviewAction::Approve,
-            "bob",
-            None,
+            &Checks::default(),
+            ReviewRequest {
+                action: ReviewAction::Approve,
+                reviewer: "bob",
+                note: None,
+            },
             &Policy::default(),
             6_000,
         )
@@ -158,9 +189,12 @@ mod tests {
         let rejected = review(
             &user,
             &[&session],
-            ReviewAction::Reject,
-            "alice",
-            None,
+            &Checks::default(),
+            ReviewRequest {
+                action: ReviewAction::Reject,
+                reviewer: "alice",
+                note: None,
+            },
             &Policy::default(),
             5_000,
         )
@@ -179,9 +213,12 @@ mod tests {
         let retried = review(
             &user,
             &[&session],
-            ReviewAction::AllowRetry,
-            "carol",
-            None,
+            &Checks::default(),
+            ReviewRequest {
+                action: ReviewAction::AllowRetry,
+                reviewer: "carol",
+                note: None,
+            },
             &Policy::default(),
             6_000,
         )
@@ -198,9 +235,12 @@ mod tests {
             review(
                 &user,
                 &[&session],
-                ReviewAction::AllowRetry,
-                "alice",
-                None,
+                &Checks::default(),
+                ReviewRequest {
+                    action: ReviewAction::AllowRetry,
+                    reviewer: "alice",
+                    note: None
+                },
                 &Policy::default(),
                 1
             ),

@@ -97,9 +97,23 @@ pub struct SessionRecord {
     pub session_created: i64,
     pub outcome: SessionOutcome,
     pub next_step: Option<NextStep>,
+    /// Every `last_error.code` this session has failed with, in any snapshot (applied or
+    /// stale), sorted: a resubmission replaces `last_error_code`, but a fraud signal must not
+    /// vanish with it.
+    pub failure_codes: Vec<ErrorCode>,
 }
 
 impl SessionRecord {
+    /// Remember a code this session failed with (once, kept sorted).
+    fn note_failure(&mut self, code: &ErrorCode) {
+        if let Err(at) = self
+            .failure_codes
+            .binary_search_by(|c| c.as_str().cmp(code.as_str()))
+        {
+            self.failure_codes.insert(at, code.clone());
+        }
+    }
+
     pub fn is_redacted(&self) -> bool {
         self.redaction_status == Some(RedactionStatus::Redacted)
     }
@@ -124,6 +138,7 @@ impl SessionRecord {
             session_created: session.created,
             outcome: SessionOutcome::AwaitingInput,
             next_step: None,
+            failure_codes: Vec::new(),
         }
     }
 }
@@ -284,6 +299,13 @@ pub fn apply(
             record.last_report_id = Some(report.to_string());
         }
         record.metadata = session.metadata.clone();
+    }
+
+    // What the session failed with, whatever the order: a late failure snapshot still tells.
+    if session.status == SessionStatus::RequiresInput {
+        if let Some(code) = snapshot.error_code() {
+            record.note_failure(code);
+        }
     }
 
     // Redaction: `redacted` beats `processing`, and the redacted event itself settles it.

@@ -365,3 +365,35 @@ fn every_event_gets_a_disposition_and_redaction_is_reported_once() {
     assert_eq!(changes.redacted, vec!["vs_1test".to_string()]);
     assert!(changes.newly_redacted.is_empty());
 }
+
+/// A fraud signal outlives the resubmission that replaced it, in every order: the session
+/// remembers every code it failed with.
+#[test]
+fn a_sessions_failure_codes_survive_resubmission_in_every_order() {
+    let flow = vec![
+        event(Kind::Created, 1_000, None, None),
+        event(
+            Kind::RequiresInput,
+            1_010,
+            Some("selfie_manipulated"),
+            Some("vr_1"),
+        ),
+        event(
+            Kind::RequiresInput,
+            1_020,
+            Some("document_expired"),
+            Some("vr_2"),
+        ),
+        event(Kind::Verified, 1_030, None, Some("vr_3")),
+    ];
+    for order in permutations(&flow) {
+        let r = fold(&order);
+        assert_eq!(r.status, SessionStatus::Verified);
+        assert_eq!(r.last_error_code, None);
+        assert_eq!(
+            r.failure_codes,
+            vec![ErrorCode::DocumentExpired, ErrorCode::SelfieManipulated],
+            "{order:?}"
+        );
+    }
+}

@@ -6,7 +6,8 @@
 //!
 //! Webhooks are snapshots taken when the event was created and may arrive late or out of
 //! order. Only `provided_details` is expanded (the end user's email, for the email reaction);
-//! no `verified_outputs` (personal data idverdict does not need) are fetched. How a current
+//! `verified_outputs` are fetched only by the expectations checker (`checks.rs`), for the
+//! sessions that must be compared with what the app expected. How a current
 //! session folds in (placed at the newest time already known, so it moves a session forward
 //! but never back; it wins ties) is decided in `decide::batch`.
 

@@ -4,6 +4,7 @@
 //! processing loses nothing: the batch's transaction rolls back and the next start (or
 //! another instance) picks the events up.
 
+mod checks;
 mod latest;
 mod users;
 
@@ -43,8 +44,11 @@ pub struct Processor {
     store: Store,
     policy: Policy,
     react: Arc<ReactConfig>,
-    /// Set when a Stripe key is configured: fetch-latest before each batch.
+    /// Set when a Stripe key is configured: fetch-latest before each batch, and the verified
+    /// outputs of sessions checked against expectations.
     stripe: Option<Arc<crate::stripe_api::StripeClient>>,
+    /// The key expectations are digested with (`None`: digested fields are `unavailable`).
+    expectations_key: Option<Arc<crate::decide::expectations::DigestKey>>,
     reactions_due: Arc<Notify>,
     wake: Arc<Notify>,
     load: Arc<IngestLoad>,
@@ -64,6 +68,7 @@ impl Processor {
             policy,
             react,
             stripe: None,
+            expectations_key: None,
             reactions_due,
             wake,
             load,
@@ -76,6 +81,15 @@ impl Processor {
         client: Option<Arc<crate::stripe_api::StripeClient>>,
     ) -> Processor {
         self.stripe = client;
+        self
+    }
+
+    /// Digest verified values with this key when checking them against expectations.
+    pub fn with_expectations_key(
+        mut self,
+        key: Option<Arc<crate::decide::expectations::DigestKey>>,
+    ) -> Processor {
+        self.expectations_key = key;
         self
     }
 
@@ -142,9 +156,28 @@ impl Processor {
         }
     }
 
-    /// Claim and apply one batch. Returns how many events were claimed. Tests call this to
-    /// drain the queue deterministically.
+    /// Claim and apply one batch, then run the checks against expectations that are due.
+    /// Returns how many events were claimed plus how many checks were finished. Tests call
+    /// this to drain the queue deterministically.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
+        let events = self.run_batch().await?;
+        let checked = checks::Checker {
+            store: &self.store,
+            stripe: self.stripe.as_deref(),
+            key: self.expectations_key.as_deref(),
+            policy: &self.policy,
+            react: &self.react,
+        }
+        .run_due(now_ms())
+        .await?;
+        if checked > 0 {
+            self.reactions_due.notify_one();
+        }
+        Ok(events + checked)
+    }
+
+    /// Claim and apply one batch. Returns how many events were claimed.
+    async fn run_batch(&self) -> Result<usize, StoreError> {
         // Network first, outside the transaction: the writer is never held across a call to Stripe.
         let (latest, up_to) = match &self.stripe {
             Some(client) => latest::prefetch(&self.store, client, self.batch_size()).await?,

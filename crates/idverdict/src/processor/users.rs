@@ -11,10 +11,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::clock;
-use crate::decide::review::{repeats_latest, review, ReviewRefused};
-use crate::decide::user::{recompute, ReviewAction, UserRecord, UserState};
-use crate::decide::{Decision, Policy, SessionRecord};
-use crate::react::{plan, recipient, ReactConfig};
+use crate::decide::review::{repeats_latest, review, ReviewRefused, ReviewRequest};
+use crate::decide::user::{recompute, Checks, ReviewAction, UserRecord, UserState};
+use crate::decide::{Decision, Policy, Rule, SessionRecord};
+use crate::react::{locale, plan_for, recipient, ReactConfig};
 use crate::store::{NewReview, Store, StoreError, Tx};
 
 /// What a processor batch changed, for the user step.
@@ -53,11 +53,20 @@ pub(crate) async fn update_users(
         }
     }
 
+    let mut checks = load_checks(store, tx, &refs, policy).await?;
     let mut saved: Vec<UserRecord> = Vec::new();
     let mut decisions: Vec<Decision> = Vec::new();
     for user_ref in refs {
         let mine = by_user.get(user_ref).map(Vec::as_slice).unwrap_or_default();
-        if let Some(change) = recompute(user_ref, mine, stored.get(user_ref), policy, now_ms) {
+        let checks = checks.remove(user_ref).unwrap_or_default();
+        if let Some(change) = recompute(
+            user_ref,
+            mine,
+            stored.get(user_ref),
+            &checks,
+            policy,
+            now_ms,
+        ) {
             decisions.extend(change.decision);
             saved.push(change.user);
         }
@@ -65,22 +74,19 @@ pub(crate) async fn update_users(
     store
         .save_users(tx, &saved.iter().collect::<Vec<_>>())
         .await?;
+    request_checks(store, tx, &saved, now_ms).await?;
 
     // Redaction is a decision of its own (the app may need to forget data too), and it
     // strips personal fields from every reaction already written about the session.
     for s in batch.newly_redacted {
-        let state = s.user_ref.as_deref().and_then(|u| {
+        let user = s.user_ref.as_deref().and_then(|u| {
             saved
                 .iter()
                 .find(|x| x.user_ref == u)
                 .or_else(|| stored.get(u))
-                .map(|x| x.view.state)
+                .map(|x| &x.view)
         });
-        decisions.push(Decision::redacted(
-            s,
-            state.unwrap_or(UserState::None),
-            now_ms,
-        ));
+        decisions.push(Decision::redacted(s, user, now_ms));
     }
     let sessions: Vec<&SessionRecord> = sessions.iter().collect();
     enqueue(
@@ -96,6 +102,46 @@ pub(crate) async fn update_users(
     let redacted_ids: Vec<&str> = batch.newly_redacted.iter().map(|s| s.id.as_str()).collect();
     store.redact_reactions(tx, &redacted_ids).await?;
     Ok(decisions.len())
+}
+
+/// What the user step needs to know of each user's checks: whether verified sessions must be
+/// checked (the user or the policy expects something) and the results so far.
+async fn load_checks(
+    store: &Store,
+    tx: &mut Tx,
+    refs: &[&str],
+    policy: &Policy,
+) -> Result<HashMap<String, Checks>, StoreError> {
+    let expected = store.load_expectations(tx, refs).await?;
+    let mut done = store.load_checks(tx, refs).await?;
+    Ok(refs
+        .iter()
+        .map(|r| {
+            let checks = Checks {
+                required: policy.expectations.has_rules() || expected.contains_key(*r),
+                done: done.remove(*r).unwrap_or_default(),
+            };
+            (r.to_string(), checks)
+        })
+        .collect())
+}
+
+/// Queue a check for every user the user step left waiting for one.
+async fn request_checks(
+    store: &Store,
+    tx: &mut Tx,
+    users: &[UserRecord],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let wanted: Vec<(&str, &str)> = users
+        .iter()
+        .filter_map(|u| {
+            let why = u.view.why.as_ref()?;
+            let session = why.session.as_deref()?;
+            (why.rule == Rule::CheckingExpectations).then_some((session, u.user_ref.as_str()))
+        })
+        .collect();
+    store.request_checks(tx, &wanted, now_ms).await
 }
 
 /// Plan each decision's reactions (emails to the address of the session it is about) and
@@ -118,7 +164,7 @@ async fn enqueue(
                 provided_emails.get(&d.session).map(String::as_str),
                 react,
             );
-            plan(d, to.as_deref(), react)
+            plan_for(d, to.as_deref(), locale(session, react).as_deref(), react)
         })
         .collect();
     store.enqueue_reactions(tx, &reactions, now_ms).await
@@ -131,6 +177,8 @@ pub enum ReviewError {
     UnknownUser,
     #[error("allow_retry needs a user in needs_review; this user is {}", .0.as_str())]
     NotReviewable(UserState),
+    #[error("this user has a verified session waiting for a reviewer (after a fraud signal, or for what was expected of it); another attempt cannot change that: approve or reject")]
+    VerifiedSessionHeld,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -176,12 +224,22 @@ pub async fn apply_review(
     let now_ms = latest.map_or(clock::now_ms(), |at| clock::now_ms().max(at + 1));
     let sessions = store.load_sessions_of_users(&mut tx, &[user_ref]).await?;
     let sessions: Vec<&SessionRecord> = sessions.iter().collect();
+    let checks = load_checks(store, &mut tx, &[user_ref], policy)
+        .await?
+        .remove(user_ref)
+        .unwrap_or_default();
+    let request = ReviewRequest {
+        action,
+        reviewer,
+        note,
+    };
     let change =
-        review(old, &sessions, action, reviewer, note, policy, now_ms).map_err(|refused| {
-            match refused {
+        review(old, &sessions, &checks, request, policy, now_ms).map_err(
+            |refused| match refused {
                 ReviewRefused::NotReviewable(state) => ReviewError::NotReviewable(state),
-            }
-        })?;
+                ReviewRefused::VerifiedSessionHeld => ReviewError::VerifiedSessionHeld,
+            },
+        )?;
     store
         .insert_review(
             &mut tx,

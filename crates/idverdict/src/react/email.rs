@@ -1,11 +1,16 @@
 //! Email to the end user over SMTP: one template per decision (`retry_allowed`,
 //! `alternative_required`, `verified`), plain text and HTML (multipart/alternative).
 //!
-//! Templates are built in and can be replaced per file from `email.templates_dir`:
+//! Templates are built in (English) and can be replaced per file from `email.templates_dir`:
 //! `{decision}.txt` starts with a `Subject: …` line and a blank line, then the text body;
-//! `{decision}.html` is the HTML body. `{{name}}` is replaced by a value (HTML-escaped in
-//! the HTML body). Only the variables in [`VARIABLES`] exist: nothing that could carry a
-//! secret, a `client_secret` or a link is ever offered to a template.
+//! `{decision}.html` is the HTML body. `{decision}.{locale}.txt`/`.html` are the templates of a
+//! locale (`fr`, `pt-br`), chosen by the session's `email.locale_metadata_key` metadata value
+//! (`pt-BR` tries `pt-br`, then `pt`, then the default); a locale's missing file falls back to
+//! the default one. `{{name}}` is replaced by a value (HTML-escaped in the HTML body);
+//! `{{#name}}…{{/name}}` is kept only when the value is not empty, `{{^name}}…{{/name}}` only
+//! when it is. Only the variables in [`VARIABLES`] exist: nothing that could carry a secret or
+//! a `client_secret` is ever offered to a template; the one link is the operator's own
+//! `email.resume_url`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,6 +29,8 @@ use crate::decide::{Decision, DecisionType};
 /// What a template may use.
 pub const VARIABLES: &[&str] = &[
     "explanation",
+    "reason",
+    "resume_url",
     "error_code",
     "state",
     "attempts_used",
@@ -80,7 +87,45 @@ struct Template {
 /// The loaded, checked templates.
 #[derive(Debug, Clone)]
 pub struct Templates {
-    by_decision: HashMap<DecisionType, Template>,
+    /// By decision and locale (`None`: the default).
+    by_decision: HashMap<(DecisionType, Option<String>), Template>,
+    /// `email.resume_url`, with its `{user}` and `{session}` placeholders.
+    resume_url: Option<String>,
+}
+
+/// A locale as written in metadata (`pt_BR`, `FR`), as template files name it (`pt-br`,
+/// `fr`); `None` for anything that is not letters, digits and dashes.
+pub fn normalize_locale(raw: &str) -> Option<String> {
+    let locale = raw.trim().to_ascii_lowercase().replace('_', "-");
+    let valid = !locale.is_empty()
+        && locale.len() <= 35
+        && locale
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    valid.then_some(locale)
+}
+
+/// Check `email.resume_url`: an http(s) URL once its placeholders are filled, with no other
+/// `{…}` than `{user}` and `{session}`.
+pub fn check_resume_url(template: &str) -> Result<(), String> {
+    let filled = template.replace("{user}", "u").replace("{session}", "vs_1");
+    if filled.contains(['{', '}']) {
+        return Err(format!(
+            "`{template}`: the only placeholders are {{user}} and {{session}}"
+        ));
+    }
+    match url::Url::parse(&filled) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+        _ => Err(format!("`{template}` is not an http or https URL")),
+    }
+}
+
+/// The resume link for a decision: the template with the user (URL-encoded) and session.
+fn resume_link(template: &str, d: &Decision) -> String {
+    let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    template
+        .replace("{user}", &encode(d.user.as_deref().unwrap_or_default()))
+        .replace("{session}", &encode(&d.session))
 }
 
 /// A rendered message.
@@ -92,50 +137,47 @@ pub struct Rendered {
 }
 
 impl Templates {
-    /// The built-in templates, each replaced by the operator's file when `dir` has one.
+    /// The built-in templates, each replaced by the operator's file when `dir` has one, plus
+    /// the locale templates `dir` holds.
     pub fn load(dir: Option<&Path>) -> Result<Templates, TemplateError> {
         let mut by_decision = HashMap::new();
         for (decision, text, html) in BUILT_IN {
-            let read = |ext: &str, default: &str| -> Result<(String, String), TemplateError> {
-                let name = format!("{}.{ext}", decision.as_str());
-                if let Some(dir) = dir {
-                    let path = dir.join(&name);
-                    if path.is_file() {
-                        let body = std::fs::read_to_string(&path).map_err(|source| {
-                            TemplateError::Read {
-                                path: path.display().to_string(),
-                                source,
-                            }
-                        })?;
-                        return Ok((path.display().to_string(), body));
-                    }
-                }
-                Ok((format!("built-in {name}"), default.to_string()))
+            let base = Source {
+                name: format!("built-in {}", decision.as_str()),
+                text: text.to_string(),
+                html: html.to_string(),
             };
-            let (text_file, text_src) = read("txt", text)?;
-            let (html_file, html_src) = read("html", html)?;
-            let (subject, body) =
-                split_subject(&text_src).ok_or_else(|| TemplateError::NoSubject {
-                    file: text_file.clone(),
-                })?;
-            check(&text_file, &text_src)?;
-            check(&html_file, &html_src)?;
-            by_decision.insert(
-                *decision,
-                Template {
-                    subject,
-                    text: body,
-                    html: html_src,
-                },
-            );
+            let default = base.overridden(dir, decision.as_str())?;
+            by_decision.insert((*decision, None), default.parse()?);
+            for locale in locales(dir, *decision)? {
+                let stem = format!("{}.{locale}", decision.as_str());
+                let localized = default.overridden(dir, &stem)?;
+                by_decision.insert((*decision, Some(locale)), localized.parse()?);
+            }
         }
-        Ok(Templates { by_decision })
+        Ok(Templates {
+            by_decision,
+            resume_url: None,
+        })
     }
 
-    /// Render the mail for a decision (`None` for decisions that send no mail).
+    /// Use this `email.resume_url` in the retry and alternative-method emails.
+    pub fn with_resume_url(mut self, template: Option<String>) -> Templates {
+        self.resume_url = template;
+        self
+    }
+
+    /// Render the mail for a decision (`None` for decisions that send no mail), in the
+    /// decision's locale when there are templates for it.
     pub fn render(&self, decision: &Decision) -> Option<Rendered> {
-        let template = self.by_decision.get(&decision.kind)?;
-        let vars = variables(decision);
+        let localized = decision.locale.as_deref().and_then(|locale| {
+            let language = locale.split('-').next().unwrap_or(locale);
+            [locale, language]
+                .into_iter()
+                .find_map(|l| self.by_decision.get(&(decision.kind, Some(l.to_string()))))
+        });
+        let template = localized.or_else(|| self.by_decision.get(&(decision.kind, None)))?;
+        let vars = variables(decision, self.resume_url.as_deref());
         let subject = substitute(&template.subject, &vars, false).replace(['\r', '\n'], " ");
         Some(Rendered {
             subject,
@@ -143,6 +185,77 @@ impl Templates {
             html: substitute(&template.html, &vars, true),
         })
     }
+}
+
+/// One decision's template sources: the text file (with its subject line) and the HTML file,
+/// and where they came from (for errors).
+#[derive(Debug, Clone)]
+struct Source {
+    name: String,
+    text: String,
+    html: String,
+}
+
+impl Source {
+    /// These sources with `dir/{stem}.txt` and `dir/{stem}.html` in place of each part that
+    /// exists there.
+    fn overridden(&self, dir: Option<&Path>, stem: &str) -> Result<Source, TemplateError> {
+        let mut out = self.clone();
+        let Some(dir) = dir else {
+            return Ok(out);
+        };
+        for (ext, part) in [("txt", &mut out.text), ("html", &mut out.html)] {
+            let path = dir.join(format!("{stem}.{ext}"));
+            if path.is_file() {
+                *part = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                out.name = path.display().to_string();
+            }
+        }
+        Ok(out)
+    }
+
+    fn parse(&self) -> Result<Template, TemplateError> {
+        let (subject, body) =
+            split_subject(&self.text).ok_or_else(|| TemplateError::NoSubject {
+                file: format!("{} (text)", self.name),
+            })?;
+        check(&self.name, &self.text)?;
+        check(&self.name, &self.html)?;
+        Ok(Template {
+            subject,
+            text: body,
+            html: self.html.clone(),
+        })
+    }
+}
+
+/// The locales `dir` has templates of for `decision`: files `{decision}.{locale}.txt|html`.
+fn locales(dir: Option<&Path>, decision: DecisionType) -> Result<Vec<String>, TemplateError> {
+    let Some(dir) = dir else {
+        return Ok(Vec::new());
+    };
+    let entries = std::fs::read_dir(dir).map_err(|source| TemplateError::Read {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let prefix = format!("{}.", decision.as_str());
+    let mut found: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|name| {
+            let rest = name.strip_prefix(&prefix)?;
+            let locale = rest
+                .strip_suffix(".txt")
+                .or_else(|| rest.strip_suffix(".html"))?;
+            normalize_locale(locale).filter(|l| l == locale)
+        })
+        .collect();
+    found.sort();
+    found.dedup();
+    Ok(found)
 }
 
 fn split_subject(src: &str) -> Option<(String, String)> {
@@ -161,53 +274,120 @@ fn split_subject(src: &str) -> Option<(String, String)> {
     Some((subject.to_string(), rest.to_string()))
 }
 
-/// Every `{{name}}` must be a known variable.
+/// A `{{…}}` tag: a variable, or the start (`#` kept when not empty, `^` when empty) or end
+/// (`/`) of a section.
+enum Tag<'a> {
+    Var(&'a str),
+    Open { name: &'a str, when_set: bool },
+    Close(&'a str),
+}
+
+fn tag(inner: &str) -> Tag<'_> {
+    let inner = inner.trim();
+    if let Some(name) = inner.strip_prefix('#') {
+        Tag::Open {
+            name: name.trim(),
+            when_set: true,
+        }
+    } else if let Some(name) = inner.strip_prefix('^') {
+        Tag::Open {
+            name: name.trim(),
+            when_set: false,
+        }
+    } else if let Some(name) = inner.strip_prefix('/') {
+        Tag::Close(name.trim())
+    } else {
+        Tag::Var(inner)
+    }
+}
+
+/// Every `{{name}}` must be a known variable, and sections must close in order.
 fn check(file: &str, src: &str) -> Result<(), TemplateError> {
+    let unknown = |name: &str| TemplateError::UnknownVariable {
+        file: file.to_string(),
+        name: name.to_string(),
+        known: VARIABLES.join(", "),
+    };
+    let mut open: Vec<&str> = Vec::new();
     let mut rest = src;
     while let Some(start) = rest.find("{{") {
         let after = &rest[start + 2..];
         let end = after.find("}}").ok_or_else(|| TemplateError::Unclosed {
             file: file.to_string(),
         })?;
-        let name = after[..end].trim();
+        let name = match tag(&after[..end]) {
+            Tag::Var(name) => name,
+            Tag::Open { name, .. } => {
+                open.push(name);
+                name
+            }
+            Tag::Close(name) => {
+                if open.pop() != Some(name) {
+                    return Err(TemplateError::Unclosed {
+                        file: file.to_string(),
+                    });
+                }
+                name
+            }
+        };
         if !VARIABLES.contains(&name) {
-            return Err(TemplateError::UnknownVariable {
-                file: file.to_string(),
-                name: name.to_string(),
-                known: VARIABLES.join(", "),
-            });
+            return Err(unknown(name));
         }
         rest = &after[end + 2..];
     }
-    Ok(())
+    if open.is_empty() {
+        Ok(())
+    } else {
+        Err(TemplateError::Unclosed {
+            file: file.to_string(),
+        })
+    }
 }
 
 fn substitute(src: &str, vars: &HashMap<&str, String>, html: bool) -> String {
     let mut out = String::with_capacity(src.len() + 64);
+    // Sections whose content is being skipped, innermost last; output resumes when empty.
+    let mut skipping: Vec<&str> = Vec::new();
     let mut rest = src;
     while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
+        if skipping.is_empty() {
+            out.push_str(&rest[..start]);
+        }
         let after = &rest[start + 2..];
-        match after.find("}}") {
-            Some(end) => {
-                let value = vars
-                    .get(after[..end].trim())
-                    .map(String::as_str)
-                    .unwrap_or("");
-                if html {
-                    out.push_str(&escape_html(value));
-                } else {
-                    out.push_str(value);
-                }
-                rest = &after[end + 2..];
-            }
-            None => {
+        let Some(end) = after.find("}}") else {
+            if skipping.is_empty() {
                 out.push_str(&rest[start..]);
-                rest = "";
+            }
+            rest = "";
+            break;
+        };
+        let value = |name: &str| vars.get(name).map(String::as_str).unwrap_or("");
+        match tag(&after[..end]) {
+            Tag::Var(name) if skipping.is_empty() => {
+                if html {
+                    out.push_str(&escape_html(value(name)));
+                } else {
+                    out.push_str(value(name));
+                }
+            }
+            Tag::Var(_) => {}
+            Tag::Open { name, when_set } => {
+                let set = !value(name).trim().is_empty();
+                if !skipping.is_empty() || set != when_set {
+                    skipping.push(name);
+                }
+            }
+            Tag::Close(name) => {
+                if skipping.last() == Some(&name) {
+                    skipping.pop();
+                }
             }
         }
+        rest = &after[end + 2..];
     }
-    out.push_str(rest);
+    if skipping.is_empty() {
+        out.push_str(rest);
+    }
     out
 }
 
@@ -237,7 +417,16 @@ fn default_explanation(decision: DecisionType) -> &'static str {
     }
 }
 
-fn variables(d: &Decision) -> HashMap<&'static str, String> {
+fn variables(d: &Decision, resume_url: Option<&str>) -> HashMap<&'static str, String> {
+    // The resume link only where the user has something to resume.
+    let resumes = matches!(
+        d.kind,
+        DecisionType::RetryAllowed | DecisionType::AlternativeRequired
+    );
+    let resume_url = resume_url
+        .filter(|_| resumes)
+        .map(|t| resume_link(t, d))
+        .unwrap_or_default();
     let explanation = d
         .explanation
         .clone()
@@ -251,6 +440,8 @@ fn variables(d: &Decision) -> HashMap<&'static str, String> {
         .unwrap_or_default();
     HashMap::from([
         ("explanation", explanation),
+        ("reason", d.reason.clone().unwrap_or_default()),
+        ("resume_url", resume_url),
         (
             "error_code",
             d.error_code
@@ -292,7 +483,8 @@ impl EmailChannel {
             .map_err(|e| ReactError::Config(format!("email.from: {e}")))?;
         let domain = from.email.domain().to_string();
         let templates = Templates::load(config.templates_dir.as_deref())
-            .map_err(|e| ReactError::Config(format!("email.templates_dir: {e}")))?;
+            .map_err(|e| ReactError::Config(format!("email.templates_dir: {e}")))?
+            .with_resume_url(config.resume_url.clone());
         let host = config.host.trim();
         let builder = match config.tls {
             TlsMode::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
@@ -390,6 +582,7 @@ mod tests {
             user: Some("u<1>".into()),
             session: "vs_1".into(),
             state: UserState::parse(kind.as_str()).unwrap_or(UserState::None),
+            why: None,
             error_code: Some(ErrorCode::DocumentExpired),
             reason: Some("secret-ish reason".into()),
             explanation: Some("Your document has <expired>.".into()),
@@ -400,6 +593,7 @@ mod tests {
             reviewer: None,
             note: None,
             occurred_at: 1_700_000_000,
+            locale: None,
         }
     }
 
@@ -460,5 +654,108 @@ mod tests {
             scrub_addresses("550 <jane@example.test>: unknown user"),
             "550 <address> unknown user"
         );
+    }
+
+    #[test]
+    fn the_resume_link_replaces_go_back_where_the_user_resumes() {
+        let t = Templates::load(None).unwrap().with_resume_url(Some(
+            "https://app.example/verify?user={user}&s={session}".into(),
+        ));
+        let mut d = decision(DecisionType::RetryAllowed);
+        d.user = Some("u 1&2".into());
+        let r = t.render(&d).unwrap();
+        let link = "https://app.example/verify?user=u+1%262&s=vs_1";
+        assert!(
+            r.text
+                .contains(&format!("continue at {link} and verify again")),
+            "{}",
+            r.text
+        );
+        assert!(!r.text.contains("go back to where you started"));
+        assert!(
+            r.html.contains(&format!("href=\"{}\"", escape_html(link))),
+            "{}",
+            r.html
+        );
+        let alt = t
+            .render(&decision(DecisionType::AlternativeRequired))
+            .unwrap();
+        assert!(alt
+            .text
+            .contains("continue at https://app.example/verify?user=u%3C1%3E"));
+        // Nothing to resume once verified.
+        let done = t.render(&decision(DecisionType::Verified)).unwrap();
+        assert!(!done.text.contains("app.example"));
+        // Without the setting: the words as before.
+        let plain = Templates::load(None).unwrap().render(&d).unwrap();
+        assert!(plain
+            .text
+            .contains("go back to where you started the verification"));
+        assert!(!plain.text.contains("{{") && !plain.text.contains("continue at"));
+    }
+
+    #[test]
+    fn resume_url_settings_are_checked() {
+        assert!(check_resume_url("https://app.example/verify?user={user}").is_ok());
+        assert!(check_resume_url("http://localhost:3000/v/{session}").is_ok());
+        assert!(check_resume_url("https://app.example/{token}").is_err());
+        assert!(check_resume_url("javascript:alert({user})").is_err());
+        assert!(check_resume_url("not a url").is_err());
+    }
+
+    #[test]
+    fn locale_templates_are_chosen_by_the_decisions_locale_with_fallbacks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("retry_allowed.fr.txt"),
+            "Subject: Vérification à refaire\n\nRaison : {{explanation}}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("retry_allowed.pt-br.txt"),
+            "Subject: Tente de novo\n\n{{explanation}}\n",
+        )
+        .unwrap();
+        let t = Templates::load(Some(dir.path())).unwrap();
+        let with = |locale: Option<&str>| {
+            let mut d = decision(DecisionType::RetryAllowed);
+            d.locale = locale.map(str::to_string);
+            t.render(&d).unwrap()
+        };
+        assert_eq!(with(Some("fr")).subject, "Vérification à refaire");
+        // A region falls back to its language; the HTML part falls back to the default.
+        let fr_ca = with(Some("fr-ca"));
+        assert_eq!(fr_ca.subject, "Vérification à refaire");
+        assert!(fr_ca.html.contains("How to try again"));
+        assert_eq!(with(Some("pt-br")).subject, "Tente de novo");
+        // No templates for it (or no locale): the default, English.
+        assert!(with(Some("de")).subject.contains("try again"));
+        assert!(with(None).subject.contains("try again"));
+        assert_eq!(normalize_locale(" pt_BR "), Some("pt-br".into()));
+        assert_eq!(normalize_locale("../etc"), None);
+        // A locale file is checked like the others.
+        std::fs::write(dir.path().join("verified.de.html"), "<p>{{secret}}</p>").unwrap();
+        let e = Templates::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(
+            e.contains("verified.de.html") && e.contains("secret"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn sections_render_only_when_their_variable_is_set_or_unset() {
+        let vars: HashMap<&str, String> =
+            HashMap::from([("user", "u".to_string()), ("reason", String::new())]);
+        let src = "a{{#user}}[{{user}}{{^reason}}-{{/reason}}]{{/user}}{{#reason}}R{{/reason}}b";
+        assert_eq!(substitute(src, &vars, false), "a[u-]b");
+        assert!(check("t", src).is_ok());
+        assert!(matches!(
+            check("t", "{{#user}}x"),
+            Err(TemplateError::Unclosed { .. })
+        ));
+        assert!(matches!(
+            check("t", "{{#user}}x{{/reason}}"),
+            Err(TemplateError::Unclosed { .. })
+        ));
     }
 }

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 pub use config::ReactConfig;
 pub use dispatcher::Dispatcher;
-pub use plan::{plan, recipient, NewReaction, ReactionKind, ReactionState};
+pub use plan::{locale, plan, plan_for, recipient, NewReaction, ReactionKind, ReactionState};
 
 use crate::store::StoreError;
 

@@ -124,12 +124,31 @@ pub fn recipient(
     from_metadata.or_else(|| provided_email.map(str::to_string))
 }
 
-/// Fan a decision out to the configured channels: one callback per configured URL; an email
-/// to `recipient` when email is configured, an address is known and the decision is one of
-/// [`EMAIL_DECISIONS`]; one NATS message to `{prefix}.{type}` when NATS is configured.
+/// The end user's locale for a decision about `session`: the session's metadata under
+/// `email.locale_metadata_key`, normalised (`pt_BR` → `pt-br`). Read when the decision is
+/// planned, so a later redaction (which erases metadata) cannot change the mail's language.
+pub fn locale(session: Option<&SessionRecord>, config: &ReactConfig) -> Option<String> {
+    let key = config.email.as_ref()?.locale_metadata_key.as_ref()?;
+    super::email::normalize_locale(session?.metadata.get(key)?)
+}
+
+/// [`plan_for`] without a locale: the default templates.
 pub fn plan(
     decision: &Decision,
     recipient: Option<&str>,
+    config: &ReactConfig,
+) -> Vec<NewReaction> {
+    plan_for(decision, recipient, None, config)
+}
+
+/// Fan a decision out to the configured channels: one callback per configured URL; an email
+/// to `recipient` when email is configured, an address is known and the decision is one of
+/// [`EMAIL_DECISIONS`] (its payload carries `locale`, which picks the templates); one NATS
+/// message to `{prefix}.{type}` when NATS is configured.
+pub fn plan_for(
+    decision: &Decision,
+    recipient: Option<&str>,
+    locale: Option<&str>,
     config: &ReactConfig,
 ) -> Vec<NewReaction> {
     let mut out = Vec::new();
@@ -139,7 +158,7 @@ pub fn plan(
     // Serializing a struct of strings and integers cannot fail; if it ever did, sending
     // nothing would be worse than sending an empty object, so fall back to that.
     let payload = serde_json::to_string(decision).unwrap_or_else(|_| "{}".to_string());
-    let mut push = |kind: ReactionKind, target: String| {
+    let mut push = |kind: ReactionKind, target: String, payload: String| {
         out.push(NewReaction {
             id: reaction_id(),
             decision_key: decision.key.clone(),
@@ -148,16 +167,22 @@ pub fn plan(
             user_ref: decision.user.clone(),
             session_id: decision.session.clone(),
             decision: decision.kind,
-            payload: payload.clone(),
+            payload,
         });
     };
     for url in &config.callbacks.urls {
-        push(ReactionKind::Callback, url.clone());
+        push(ReactionKind::Callback, url.clone(), payload.clone());
     }
     if config.email.is_some() && EMAIL_DECISIONS.contains(&decision.kind) {
         if let Some(address) = recipient.map(str::trim) {
             if !address.is_empty() {
-                push(ReactionKind::Email, address.to_string());
+                let localized = Decision {
+                    locale: locale.map(str::to_string),
+                    ..decision.clone()
+                };
+                let email_payload =
+                    serde_json::to_string(&localized).unwrap_or_else(|_| payload.clone());
+                push(ReactionKind::Email, address.to_string(), email_payload);
             }
         }
     }
@@ -165,6 +190,7 @@ pub fn plan(
         push(
             ReactionKind::Nats,
             format!("{}.{}", nats.subject_prefix, decision.kind.as_str()),
+            payload.clone(),
         );
     }
     out
@@ -184,6 +210,7 @@ mod tests {
             user: Some("user_1".into()),
             session: "vs_1".into(),
             state: UserState::parse(kind.as_str()).unwrap_or(UserState::None),
+            why: None,
             error_code: None,
             reason: None,
             explanation: None,
@@ -194,6 +221,7 @@ mod tests {
             reviewer: None,
             note: None,
             occurred_at: 1_700_000_000,
+            locale: None,
         }
     }
 
@@ -315,5 +343,30 @@ mod tests {
             Some("provided@example.test")
         );
         assert_eq!(recipient(Some(&session), None, &c), None);
+    }
+
+    #[test]
+    fn the_locale_goes_to_the_email_payload_only() {
+        let mut c = full_config();
+        if let Some(email) = c.email.as_mut() {
+            email.locale_metadata_key = Some("locale".into());
+        }
+        let mut session = SessionRecord::example("vs_1");
+        session.metadata.insert("locale".into(), "pt_BR".into());
+        let locale = locale(Some(&session), &c);
+        assert_eq!(locale.as_deref(), Some("pt-br"));
+        let r = plan_for(
+            &decision(T::RetryAllowed),
+            Some("jane@example.test"),
+            locale.as_deref(),
+            &c,
+        );
+        for x in &r {
+            let body: serde_json::Value = serde_json::from_str(&x.payload).unwrap();
+            match x.kind {
+                ReactionKind::Email => assert_eq!(body["locale"], "pt-br"),
+                _ => assert!(body.get("locale").is_none(), "{body}"),
+            }
+        }
     }
 }

@@ -169,15 +169,16 @@ impl Store {
         let sql = format!(
             "INSERT INTO verification_sessions (id, user_ref, status, session_type, livemode, metadata, last_error_code, \
                last_error_reason, last_report_id, redaction_status, failed_attempts, status_event_created, status_rank, \
-               session_created, outcome, next_step, first_seen_at, updated_at) VALUES {} \
+               session_created, outcome, next_step, failure_codes, first_seen_at, updated_at) VALUES {} \
              ON CONFLICT (id) DO UPDATE SET user_ref = excluded.user_ref, status = excluded.status, \
                session_type = excluded.session_type, livemode = excluded.livemode, metadata = excluded.metadata, \
                last_error_code = excluded.last_error_code, last_error_reason = excluded.last_error_reason, \
                last_report_id = excluded.last_report_id, redaction_status = excluded.redaction_status, \
                failed_attempts = excluded.failed_attempts, status_event_created = excluded.status_event_created, \
                status_rank = excluded.status_rank, session_created = excluded.session_created, \
-               outcome = excluded.outcome, next_step = excluded.next_step, updated_at = excluded.updated_at",
-            values(self.backend, sessions.len(), 18)
+               outcome = excluded.outcome, next_step = excluded.next_step, \
+               failure_codes = excluded.failure_codes, updated_at = excluded.updated_at",
+            values(self.backend, sessions.len(), 19)
         );
         let mut query = sqlx::query(&sql);
         for s in sessions {
@@ -206,6 +207,7 @@ impl Store {
                 .bind(s.session_created)
                 .bind(s.outcome.as_str())
                 .bind(s.next_step.map(NextStep::as_str))
+                .bind(failure_codes(s))
                 .bind(now_ms)
                 .bind(now_ms);
         }
@@ -315,4 +317,15 @@ impl Store {
         }
         Ok(purged)
     }
+}
+
+/// A session's failure codes as stored: comma-joined (codes are `[a-z_]` words), or NULL.
+fn failure_codes(s: &SessionRecord) -> Option<String> {
+    (!s.failure_codes.is_empty()).then(|| {
+        s.failure_codes
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    })
 }

@@ -7,6 +7,7 @@
 
 mod apply;
 mod events;
+mod expectations;
 mod health;
 mod reactions;
 pub mod scrub;
@@ -16,6 +17,7 @@ mod users;
 
 pub use apply::Tx;
 pub use events::{ClaimedEvent, NewEvent, Receipt};
+pub use expectations::{CheckRow, DueCheck};
 pub use health::NotReady;
 pub use reactions::{
     AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,

@@ -29,7 +29,8 @@ pub struct AttemptRow {
 }
 
 pub(super) const SESSION_COLUMNS: &str = "id, user_ref, status, session_type, livemode, metadata, last_error_code, last_error_reason, \
-     last_report_id, redaction_status, failed_attempts, status_event_created, status_rank, session_created, outcome, next_step";
+     last_report_id, redaction_status, failed_attempts, status_event_created, status_rank, session_created, outcome, next_step, \
+     failure_codes";
 
 impl Store {
     pub async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -113,6 +114,7 @@ pub(super) fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> 
     let session_type: Option<String> = r.try_get("session_type")?;
     let last_error_code: Option<String> = r.try_get("last_error_code")?;
     let redaction_status: Option<String> = r.try_get("redaction_status")?;
+    let failure_codes: Option<String> = r.try_get("failure_codes")?;
     Ok(SessionRecord {
         id: r.try_get("id")?,
         user_ref: r.try_get("user_ref")?,
@@ -131,5 +133,17 @@ pub(super) fn session_from_row(r: &AnyRow) -> Result<SessionRecord, StoreError> 
         outcome: SessionOutcome::parse(&outcome)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown outcome `{outcome}`")))?,
         next_step: next_step.as_deref().and_then(NextStep::parse),
+        failure_codes: {
+            let mut codes: Vec<ErrorCode> = failure_codes
+                .as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(ErrorCode::from)
+                .collect();
+            codes.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            codes.dedup();
+            codes
+        },
     })
 }

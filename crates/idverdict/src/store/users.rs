@@ -12,7 +12,7 @@ use super::apply::{list, values, Tx};
 use super::sessions::{session_from_row, SESSION_COLUMNS};
 use super::{Store, StoreError};
 use crate::decide::user::{Review, ReviewAction, UserRecord, UserState, UserView};
-use crate::decide::{NextStep, SessionRecord};
+use crate::decide::{NextStep, SessionRecord, Why};
 
 /// A review to record.
 pub(crate) struct NewReview<'a> {
@@ -36,7 +36,8 @@ pub struct ReviewRow {
 
 const USER_COLUMNS: &str =
     "user_ref, state, attempts_used, attempts_allowed, current_session, error_code, next_step, \
-     state_since, review_action, review_session, review_attempts, updated_at";
+     state_since, review_action, review_session, review_attempts, updated_at, why, review_by, \
+     review_at";
 
 impl Store {
     pub(crate) async fn load_users(
@@ -101,8 +102,9 @@ impl Store {
                state = excluded.state, attempts_used = excluded.attempts_used, attempts_allowed = excluded.attempts_allowed, \
                current_session = excluded.current_session, error_code = excluded.error_code, next_step = excluded.next_step, \
                state_since = excluded.state_since, review_action = excluded.review_action, \
-               review_session = excluded.review_session, review_attempts = excluded.review_attempts, updated_at = excluded.updated_at",
-            values(self.backend, users.len(), 12)
+               review_session = excluded.review_session, review_attempts = excluded.review_attempts, updated_at = excluded.updated_at, \
+               why = excluded.why, review_by = excluded.review_by, review_at = excluded.review_at",
+            values(self.backend, users.len(), 15)
         );
         let mut query = sqlx::query(&sql);
         for u in users {
@@ -118,7 +120,10 @@ impl Store {
                 .bind(u.review.as_ref().map(|r| r.action.as_str()))
                 .bind(u.review.as_ref().and_then(|r| r.session_id.clone()))
                 .bind(u.review.as_ref().map(|r| i64::from(r.attempts_at_review)))
-                .bind(u.updated_at_ms);
+                .bind(u.updated_at_ms)
+                .bind(u.view.why.as_ref().map(why_json))
+                .bind(u.review.as_ref().map(|r| r.by.clone()))
+                .bind(u.review.as_ref().map(|r| r.at_ms));
         }
         query.execute(&mut **tx).await?;
         Ok(())
@@ -218,6 +223,13 @@ fn user_from_row(r: &AnyRow) -> Result<UserRecord, StoreError> {
     let next_step: Option<String> = r.try_get("next_step")?;
     let review_action: Option<String> = r.try_get("review_action")?;
     let review_attempts: Option<i64> = r.try_get("review_attempts")?;
+    let why: Option<String> = r.try_get("why")?;
+    let why = why
+        .map(|text| {
+            serde_json::from_str::<Why>(&text)
+                .map_err(|e| StoreError::Corrupt(format!("unreadable user why: {e}")))
+        })
+        .transpose()?;
     let count = |v: i64| u32::try_from(v).unwrap_or(0);
     Ok(UserRecord {
         user_ref: r.try_get("user_ref")?,
@@ -229,6 +241,7 @@ fn user_from_row(r: &AnyRow) -> Result<UserRecord, StoreError> {
             current_session: r.try_get("current_session")?,
             error_code: error_code.map(ErrorCode::from),
             next_step: next_step.as_deref().and_then(NextStep::parse),
+            why,
         },
         state_since_ms: r.try_get("state_since")?,
         review: review_action
@@ -236,9 +249,24 @@ fn user_from_row(r: &AnyRow) -> Result<UserRecord, StoreError> {
             .and_then(ReviewAction::parse)
             .map(|action| Review {
                 action,
+                by: r
+                    .try_get::<Option<String>, _>("review_by")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
+                at_ms: r
+                    .try_get::<Option<i64>, _>("review_at")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default(),
                 session_id: r.try_get("review_session").ok().flatten(),
                 attempts_at_review: count(review_attempts.unwrap_or(0)),
             }),
         updated_at_ms: r.try_get("updated_at")?,
     })
+}
+
+/// A why as stored: its JSON (a struct of strings and numbers, which always serializes).
+fn why_json(why: &Why) -> String {
+    serde_json::to_string(why).unwrap_or_default()
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use idverdict::config::{Config, Sources};
 use idverdict::store::Store;
 use idverdict::synth::{self, Kind, Spec};
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 use tokio::sync::oneshot;
 
 pub const SECRET: &str = "whsec_test_secret_for_idverdict";
@@ -175,4 +175,81 @@ pub async fn count(conn: &mut AnyConnection, sql: &str) -> i64 {
     use sqlx::Row;
     let row = sqlx::query(sql).fetch_one(&mut *conn).await.expect(sql);
     row.try_get::<i64, _>(0).expect("count")
+}
+
+/// Every text/blob cell of every table, as `(table.column, value)`.
+pub async fn dump(conn: &mut AnyConnection, backend: Backend) -> Vec<(String, String)> {
+    // (table, column, read as bytes?)
+    let columns: Vec<(String, String, bool)> = match backend {
+        Backend::Postgres => sqlx::query(
+            "SELECT table_name::text, column_name::text, data_type::text \
+             FROM information_schema.columns WHERE table_schema = 'public' \
+             AND data_type IN ('text', 'character varying', 'character', 'bytea', 'json', 'jsonb')",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .expect("columns")
+        .iter()
+        .map(|r| {
+            (
+                r.get::<String, _>(0),
+                r.get::<String, _>(1),
+                r.get::<String, _>(2) == "bytea",
+            )
+        })
+        .collect(),
+        Backend::Sqlite => {
+            let tables: Vec<String> = sqlx::query(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .expect("tables")
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+            let mut cols = Vec::new();
+            for t in tables {
+                // Every column: SQLite is dynamically typed, so each is read as bytes.
+                let rows = sqlx::query(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .expect("table info");
+                for r in rows {
+                    cols.push((t.clone(), r.get::<String, _>(0), true));
+                }
+            }
+            cols
+        }
+    };
+    assert!(columns.len() > 10, "found too few columns: {columns:?}");
+    let mut cells = Vec::new();
+    for (table, column, bytes) in columns {
+        let sql = match (backend, bytes) {
+            (Backend::Postgres, false) => {
+                format!("SELECT \"{column}\"::text FROM \"{table}\" WHERE \"{column}\" IS NOT NULL")
+            }
+            (Backend::Postgres, true) => {
+                format!("SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL")
+            }
+            (Backend::Sqlite, _) => format!(
+                "SELECT CAST(\"{column}\" AS BLOB) FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"
+            ),
+        };
+        let rows = sqlx::query(&sql)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        for r in rows {
+            let value = if bytes {
+                let raw: Vec<u8> = r.try_get(0).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                String::from_utf8_lossy(&raw).into_owned()
+            } else {
+                r.try_get::<String, _>(0)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            };
+            cells.push((format!("{table}.{column}"), value));
+        }
+    }
+    cells
 }
