@@ -205,18 +205,8 @@ fn read_stored(file: &Path) -> Option<(String, String)> {
 
 /// Written owner-only: it holds a signing secret.
 fn store(file: &Path, id: &str, secret: &str) -> std::io::Result<()> {
-    use std::io::Write;
     let body = serde_json::json!({ "id": id, "secret": secret }).to_string();
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(file)?;
-    f.write_all(body.as_bytes())?;
-    f.sync_all()
+    idverdict::owner_only::write_file(file, &body)
 }
 
 /// A failed call; a status is kept apart so that a 404 (endpoint gone) can be told from the rest.
