@@ -1,5 +1,7 @@
 //! Log set-up: human-readable by default, JSON on request; always to stderr so stdout stays
-//! for the few lines meant for people and scripts (addresses, generated credentials).
+//! for the few lines meant for people and scripts (addresses, generated credentials). Colour
+//! only on a terminal, and never with `NO_COLOR` set (https://no-color.org): a log written to
+//! a file or a journal must not fill up with escape codes.
 //!
 //! Logged values can come from outside (event ids, error messages quoting a request), so in
 //! the human format every field — the message too — has its control characters escaped: a
@@ -21,8 +23,12 @@ use tracing_subscriber::EnvFilter;
 pub fn init(format: LogFormat) {
     let filter =
         EnvFilter::try_from_env("IDVERDICT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::stderr().is_terminal();
-    let _ = subscriber(format, filter, ansi, std::io::stderr).try_init();
+    let _ = subscriber(format, filter, colour(), std::io::stderr).try_init();
+}
+
+fn colour() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
 }
 
 fn subscriber<W>(

@@ -2,6 +2,7 @@
 
 mod commands;
 mod logging;
+mod time;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,10 @@ enum Command {
     Redact(commands::redact::RedactArgs),
     /// Inspect the reactions outbox (callbacks, emails, bus messages) and redeliver.
     Reactions(commands::reactions::ReactionsArgs),
+    /// Generate the secrets you choose yourself (callback signing secret, API token).
+    Secrets(commands::secrets::SecretsArgs),
+    /// Copy the SQLite database to a file while `serve` runs (online backup).
+    Backup(commands::backup::BackupArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -84,12 +89,56 @@ async fn run(cli: Cli) -> std::process::ExitCode {
             logging::init(idverdict::config::LogFormat::Human);
             commands::reactions::run(args).await
         }
+        Command::Secrets(args) => commands::secrets::run(args),
+        Command::Backup(args) => commands::backup::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", cause_chain(&error));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, `: `-separated, each said once: many errors already end with
+/// their cause's text (`cannot listen on …: Address already in use`), which anyhow's `{:#}`
+/// would print a second time.
+fn cause_chain(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut previous = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if !previous.is_empty() && previous.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        previous = text;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cause_chain;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot listen on 127.0.0.1:1: {source}")]
+        struct Bind {
+            source: std::io::Error,
+        }
+        let e = anyhow::Error::new(Bind { source: io }).context("starting the service");
+        assert_eq!(
+            cause_chain(&e),
+            "starting the service: cannot listen on 127.0.0.1:1: Address already in use"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(cause_chain(&plain), "outer: inner");
     }
 }

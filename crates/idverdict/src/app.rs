@@ -40,6 +40,8 @@ pub struct AppState {
     /// The key expected values are digested with (`IDVERDICT_EXPECTATIONS_KEY`).
     pub expectations_key: Option<Arc<DigestKey>>,
     pub metrics: Metrics,
+    /// Deliveries no configured secret matched, for `/readyz` and the operator.
+    pub signatures: Arc<crate::ingest::SignatureWatch>,
     pub body_limit: usize,
 }
 
@@ -76,8 +78,22 @@ pub struct App {
 }
 
 impl App {
-    /// Connect to storage, apply migrations and bind the listen address (port 0 = any free port).
+    /// Bind the listen address (port 0 = any free port), connect to storage and apply
+    /// migrations.
     pub async fn build(config: &Config) -> Result<App, StartError> {
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        App::build_on(config, listener).await
+    }
+
+    /// [`App::build`] on a listener the caller bound (`serve` binds first, so that a port in
+    /// use is reported before anything is created or started).
+    pub async fn build_on(config: &Config, listener: TcpListener) -> Result<App, StartError> {
         let storage_error = |source| StartError::Storage {
             url: crate::store::redact_url(&config.database_url),
             source,
@@ -136,7 +152,8 @@ impl App {
             reactions: reactions.clone(),
             stripe: stripe.clone(),
             expectations_key: expectations_key.clone(),
-            metrics: Metrics::install(),
+            metrics: Metrics::install(&config.webhook_path),
+            signatures: Arc::default(),
             body_limit: config.body_limit_bytes,
         };
         let router = router(state, config);
@@ -155,13 +172,6 @@ impl App {
             max_connections = limits.max_connections,
             "connection limits"
         );
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
         Ok(App {
             listener,
             router,
@@ -195,6 +205,10 @@ impl App {
             self.store.clone(),
             processor_stopped.clone(),
         ));
+        let gauges = tokio::spawn(crate::metrics::refresh_periodically(
+            self.store.clone(),
+            processor_stopped.clone(),
+        ));
         let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
         crate::connections::serve(self.listener, self.router, self.limits, shutdown).await;
         // The router (and with it every Committer handle) is gone: the committer drains its
@@ -204,6 +218,7 @@ impl App {
         let _ = processor.await;
         let _ = dispatcher.await;
         let _ = scrubber.await;
+        let _ = gauges.await;
         if let Some(reconcile) = reconcile {
             let _ = reconcile.await;
         }
@@ -237,6 +252,7 @@ fn router(state: AppState, config: &Config) -> Router {
             tracing::error!("a request handler panicked");
             ApiError::internal().into_response()
         }))
+        .layer(axum::middleware::from_fn(track_duration))
         .with_state(state)
 }
 
@@ -253,6 +269,19 @@ async fn refuse_oversized(limit: usize, request: Request, next: Next) -> Respons
         return ApiError::too_large(limit).into_response();
     }
     next.run(request).await
+}
+
+/// Every answer's duration, by route template (bounded label values: an unknown path counts
+/// as `unmatched`) and status; outermost, so timeouts and panics are counted too.
+async fn track_duration(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::http_request(route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Abandon a request that takes longer than `limit`.

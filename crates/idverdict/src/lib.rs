@@ -14,6 +14,7 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod connections;
+pub mod data_dir;
 pub mod decide;
 pub mod ingest;
 pub mod metrics;

@@ -52,18 +52,3 @@ pub fn prepare_database_files(db: &Path) -> io::Result<()> {
     let _ = db;
     Ok(())
 }
-
-/// Write `value` to a file only the owner may read (0600), durably: it holds a credential.
-pub fn write_file(path: &Path, value: &str) -> io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(value.as_bytes())?;
-    file.sync_all()
-}

@@ -22,11 +22,6 @@ use crate::stripe_api::{
     StripeApiError, StripeClient, IDENTITY_EVENT_TYPES, STRIPE_EVENT_RETENTION,
 };
 
-/// Counter: events that reconciliation found and that had never arrived as webhooks.
-pub const RECONCILE_INGESTED_TOTAL: &str = "idverdict_reconcile_ingested_total";
-/// Counter: reconciliation runs that failed (Stripe unreachable, storage down).
-pub const RECONCILE_FAILED_TOTAL: &str = "idverdict_reconcile_failed_total";
-
 /// `sync_state` name of the cursor.
 const CURSOR: &str = "reconcile.events_created";
 /// How far before the cursor each run starts again.
@@ -111,8 +106,8 @@ impl Reconciler {
         if let Some(newest) = newest {
             self.store.sync_state_raise(CURSOR, newest).await?;
         }
+        crate::metrics::reconcile_run(Some(report.ingested_new));
         if report.ingested_new > 0 {
-            ::metrics::counter!(RECONCILE_INGESTED_TOTAL).increment(report.ingested_new);
             if let Some(wake) = &self.wake {
                 wake.notify_one();
             }
@@ -151,7 +146,7 @@ impl Reconciler {
                 ),
                 Ok(report) => tracing::debug!(listed = report.listed, "reconciliation: nothing missed"),
                 Err(e) => {
-                    ::metrics::counter!(RECONCILE_FAILED_TOTAL).increment(1);
+                    crate::metrics::reconcile_run(None);
                     tracing::error!(error = %e, "reconciliation failed; retrying at the next interval");
                 }
             }

@@ -36,11 +36,14 @@ pub fn pg_admin_url() -> String {
 }
 
 /// A fresh database for one test. The temp dir (SQLite file, a data dir for the service)
-/// lives as long as this value.
+/// lives as long as this value; a PostgreSQL database is dropped with it (also when the test
+/// panics), so repeated runs do not fill the server's disk.
 pub struct TestDb {
     pub url: String,
     pub backend: Backend,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database to drop when the test ends.
+    pg_name: Option<String>,
 }
 
 impl TestDb {
@@ -52,6 +55,7 @@ impl TestDb {
     pub async fn named(backend: Backend, prefix: &str) -> TestDb {
         sqlx::any::install_default_drivers();
         let dir = tempfile::tempdir().expect("temp dir");
+        let mut pg_name = None;
         let url = match backend {
             Backend::Sqlite => format!("sqlite://{}", dir.path().join("idverdict.db").display()),
             Backend::Postgres => {
@@ -70,10 +74,16 @@ impl TestDb {
                     .expect("create database");
                 let _ = conn.close().await;
                 let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                pg_name = Some(name.clone());
                 format!("{base}/{name}")
             }
         };
-        TestDb { url, backend, dir }
+        TestDb {
+            url,
+            backend,
+            dir,
+            pg_name,
+        }
     }
 
     /// A raw connection for assertions and fault injection.
@@ -83,5 +93,33 @@ impl TestDb {
             Backend::Postgres => self.url.clone(),
         };
         AnyConnection::connect(&url).await.expect("raw connection")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot be blocked on: a thread of its own
+        // with its own runtime. FORCE ends the connections a service under test still holds.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async move {
+                let mut conn = AnyConnection::connect(&pg_admin_url()).await.ok()?;
+                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .ok()?;
+                let _ = conn.close().await;
+                Some(())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("test-support: could not drop a test database (left on the server)");
+        }
     }
 }

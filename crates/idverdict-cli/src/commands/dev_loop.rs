@@ -12,9 +12,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
+use idverdict::data_dir::DataDirLock;
 use serde_json::Value;
 use stripe_emulator::{EmulatorConfig, EmulatorHandle};
 use stripe_webhook::EventType;
+
+use super::stripe_http::{array_form, StripeHttp};
 
 /// Where the emulator listens unless told otherwise: stripe-mock's port, which the docs and
 /// SDK examples use. Taken only if free; otherwise any free port (see [`bind`]).
@@ -28,7 +31,8 @@ const ENDPOINT_FILE: &str = "serve-endpoint.json";
 /// A running embedded emulator and the endpoint registered for `serve`.
 pub struct DevLoop {
     emulator: EmulatorHandle,
-    api: EmulatorApi,
+    /// The emulator's state directory is ours while it runs (no `idverdict emulate` on it).
+    _lock: DataDirLock,
     endpoint_id: String,
     /// The endpoint's `whsec_…` secret: add it to serve's webhook secrets before building.
     pub secret: String,
@@ -62,14 +66,15 @@ async fn bind(explicit: Option<&str>) -> anyhow::Result<tokio::net::TcpListener>
 
 impl DevLoop {
     /// Start the emulator with its state in `<data_dir>/emulator` and make sure an endpoint
-    /// for `webhook_url` exists there (the URL is provisional until [`DevLoop::point_at`]).
+    /// for serve's `webhook_url` exists there (re-pointed on every start: the port may change).
     pub async fn start(
         data_dir: &Path,
         listen: Option<&str>,
         webhook_url: &str,
     ) -> anyhow::Result<DevLoop> {
-        let listener = bind(listen).await?;
         let emu_dir = data_dir.join("emulator");
+        let lock = DataDirLock::acquire(&emu_dir, "serve")?;
+        let listener = bind(listen).await?;
         let emulator = stripe_emulator::spawn(
             listener,
             EmulatorConfig {
@@ -79,11 +84,11 @@ impl DevLoop {
         )
         .await
         .context("starting the embedded Stripe emulator")?;
-        let api = EmulatorApi::new(emulator.base_url())?;
+        let api = StripeHttp::new(emulator.base_url(), DEV_KEY)?;
         match ensure_endpoint(&api, &emu_dir, webhook_url).await {
             Ok((endpoint_id, secret)) => Ok(DevLoop {
                 emulator,
-                api,
+                _lock: lock,
                 endpoint_id,
                 secret,
             }),
@@ -102,19 +107,6 @@ impl DevLoop {
 
     pub fn endpoint_id(&self) -> &str {
         &self.endpoint_id
-    }
-
-    /// Point the endpoint at serve's bound address (known only once the listener is bound,
-    /// e.g. with port 0).
-    pub async fn point_at(&self, webhook_url: &str) -> anyhow::Result<()> {
-        self.api
-            .post(
-                &format!("/v1/webhook_endpoints/{}", self.endpoint_id),
-                &[("url".to_string(), webhook_url.to_string())],
-            )
-            .await
-            .map(|_| ())
-            .context("updating the emulator's webhook endpoint")
     }
 
     /// Stop serving and delivering; unfinished deliveries resume on the next start.
@@ -136,7 +128,7 @@ pub fn webhook_url(addr: SocketAddr, path: &str) -> String {
 
 /// Reuse the stored endpoint (re-pointed and re-enabled, with the six events), or create one.
 async fn ensure_endpoint(
-    api: &EmulatorApi,
+    api: &StripeHttp,
     emu_dir: &Path,
     url: &str,
 ) -> anyhow::Result<(String, String)> {
@@ -157,7 +149,7 @@ async fn ensure_endpoint(
                 tracing::info!(endpoint = %id, "reusing the emulator webhook endpoint");
                 return Ok((id, secret));
             }
-            Err(EmulatorError::Status(404)) => {
+            Err(e) if e.is_not_found() => {
                 tracing::info!(endpoint = %id, "stored emulator endpoint is gone; creating a new one");
             }
             Err(e) => return Err(e).context("updating the emulator's webhook endpoint"),
@@ -187,12 +179,9 @@ async fn ensure_endpoint(
 
 /// The Identity events idverdict consumes, each named: `*` does not cover `redacted`, at
 /// Stripe as in the emulator.
-fn events_form() -> Vec<(String, String)> {
-    EventType::IDENTITY
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (format!("enabled_events[{i}]"), e.as_str().to_string()))
-        .collect()
+pub fn events_form() -> Vec<(String, String)> {
+    let events: Vec<&str> = EventType::IDENTITY.iter().map(|e| e.as_str()).collect();
+    array_form("enabled_events", &events)
 }
 
 fn read_stored(file: &Path) -> Option<(String, String)> {
@@ -206,61 +195,5 @@ fn read_stored(file: &Path) -> Option<(String, String)> {
 /// Written owner-only: it holds a signing secret.
 fn store(file: &Path, id: &str, secret: &str) -> std::io::Result<()> {
     let body = serde_json::json!({ "id": id, "secret": secret }).to_string();
-    idverdict::owner_only::write_file(file, &body)
-}
-
-/// A failed call; a status is kept apart so that a 404 (endpoint gone) can be told from the rest.
-#[derive(Debug)]
-enum EmulatorError {
-    Status(u16),
-    Other(String),
-}
-
-impl std::fmt::Display for EmulatorError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EmulatorError::Status(s) => write!(f, "the emulator answered HTTP {s}"),
-            EmulatorError::Other(m) => f.write_str(m),
-        }
-    }
-}
-
-impl std::error::Error for EmulatorError {}
-
-/// Form-encoded calls to the embedded emulator, as any Stripe client makes them.
-struct EmulatorApi {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl EmulatorApi {
-    fn new(base: &str) -> anyhow::Result<EmulatorApi> {
-        // The emulator is on loopback: never route through a proxy from the environment.
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()?;
-        Ok(EmulatorApi {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-        })
-    }
-
-    async fn post(&self, path: &str, form: &[(String, String)]) -> Result<Value, EmulatorError> {
-        let resp = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(DEV_KEY)
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| EmulatorError::Other(format!("cannot reach the emulator: {e}")))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(EmulatorError::Status(status.as_u16()));
-        }
-        resp.json()
-            .await
-            .map_err(|e| EmulatorError::Other(format!("unexpected answer from the emulator: {e}")))
-    }
+    idverdict::data_dir::write_private(file, body.as_bytes())
 }

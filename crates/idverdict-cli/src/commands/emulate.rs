@@ -118,6 +118,9 @@ async fn shutdown_signal() {
 
 pub async fn run(args: EmulateArgs) -> anyhow::Result<()> {
     let config = args.config()?;
+    // One emulator per state directory (held until this process ends): two would deliver
+    // every webhook twice from one SQLite file.
+    let _lock = idverdict::data_dir::DataDirLock::acquire(&args.data, "emulate")?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;

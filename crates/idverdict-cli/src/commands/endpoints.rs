@@ -5,18 +5,17 @@
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
+use super::stripe_http::{array_form, StripeHttp};
+
+const REDACTED: &str = "identity.verification_session.redacted";
+
 #[derive(Debug, Args)]
 pub struct EndpointsArgs {
-    /// Secret or restricted key (`sk_…`/`rk_…`); any `sk_test_…` works against the emulator.
-    #[arg(long, env = "STRIPE_API_KEY", hide_env_values = true)]
-    pub api_key: String,
-    /// API base URL: Stripe, or the emulator (e.g. http://127.0.0.1:12111).
-    #[arg(
-        long,
-        env = "STRIPE_API_BASE",
-        default_value = "https://api.stripe.com"
-    )]
-    pub api_base: String,
+    #[command(flatten)]
+    pub stripe: super::StripeArgs,
+    /// Where a dev-mode `serve` runs (its embedded emulator is used when no key is given).
+    #[command(flatten)]
+    pub config: super::ConfigArgs,
     /// Print the raw JSON answer instead of a summary.
     #[arg(long, global = true)]
     pub json: bool,
@@ -50,50 +49,6 @@ pub enum EndpointsCommand {
     },
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        form: &[(String, String)],
-    ) -> anyhow::Result<Value> {
-        let url = format!("{}{}", self.base.trim_end_matches('/'), path);
-        let mut req = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(&self.key);
-        req = if method == reqwest::Method::GET {
-            req.query(form)
-        } else {
-            req.form(form)
-        };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", self.base))?;
-        let status = resp.status();
-        let body: Value = resp
-            .json()
-            .await
-            .map_err(|e| anyhow::anyhow!("unexpected answer from {} ({status}): {e}", self.base))?;
-        if !status.is_success() {
-            let err = &body["error"];
-            let msg = err["message"].as_str().unwrap_or("no message");
-            match err["param"].as_str() {
-                Some(p) => anyhow::bail!("{status}: {msg} (param: {p})"),
-                None => anyhow::bail!("{status}: {msg}"),
-            }
-        }
-        Ok(body)
-    }
-}
-
 fn summary(ep: &Value) -> String {
     let events: Vec<&str> = ep["enabled_events"]
         .as_array()
@@ -109,38 +64,35 @@ fn summary(ep: &Value) -> String {
 }
 
 pub async fn run(args: EndpointsArgs) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder().build()?;
-    let api = Api {
-        http,
-        base: args.api_base.clone(),
-        key: args.api_key.clone(),
-    };
+    let settings = super::stripe_settings(
+        args.stripe.settings_from_flags_or_env()?,
+        &super::data_dir(&args.config)?,
+        "endpoints",
+    )?;
+    let api = StripeHttp::new(&settings.api_base, settings.api_key.expose())?;
     match args.command {
         EndpointsCommand::Create {
             url,
             events,
             description,
         } => {
-            // By default the Identity events idverdict consumes, each named (`*` does not cover
-            // `redacted`).
-            let events: Vec<String> = if events.is_empty() {
-                stripe_webhook::EventType::IDENTITY
-                    .iter()
-                    .map(|e| e.as_str().to_string())
-                    .collect()
-            } else {
-                events
-            };
             let mut form = vec![("url".to_string(), url)];
-            for (i, e) in events.iter().enumerate() {
-                form.push((format!("enabled_events[{i}]"), e.clone()));
+            if events.is_empty() {
+                form.extend(super::dev_loop::events_form());
+            } else {
+                if events.iter().any(|e| e == "*") && !events.iter().any(|e| e == REDACTED) {
+                    eprintln!(
+                        "warning: `*` subscribes to every event except {REDACTED}, which must be named: \
+                         without it idverdict never learns that a session was redacted and keeps its copy \
+                         (add it: --events '*,{REDACTED}')"
+                    );
+                }
+                form.extend(array_form("enabled_events", &events));
             }
             if let Some(d) = description {
                 form.push(("description".into(), d));
             }
-            let ep = api
-                .call(reqwest::Method::POST, "/v1/webhook_endpoints", &form)
-                .await?;
+            let ep = api.post("/v1/webhook_endpoints", &form).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&ep)?);
             } else {
@@ -155,17 +107,17 @@ pub async fn run(args: EndpointsArgs) -> anyhow::Result<()> {
         EndpointsCommand::List { limit } => {
             let limit = limit.clamp(1, 100).to_string();
             let list = api
-                .call(
-                    reqwest::Method::GET,
-                    "/v1/webhook_endpoints",
-                    &[("limit".into(), limit)],
-                )
+                .get("/v1/webhook_endpoints", &[("limit".into(), limit)])
                 .await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                for ep in list["data"].as_array().into_iter().flatten() {
+                let endpoints = list["data"].as_array().cloned().unwrap_or_default();
+                for ep in &endpoints {
                     println!("{}", summary(ep));
+                }
+                if endpoints.is_empty() {
+                    println!("(no webhook endpoints at {})", api.base());
                 }
             }
         }
@@ -173,13 +125,7 @@ pub async fn run(args: EndpointsArgs) -> anyhow::Result<()> {
             if id.is_empty() || id.contains('/') {
                 anyhow::bail!("not an endpoint id: {id:?}");
             }
-            let deleted = api
-                .call(
-                    reqwest::Method::DELETE,
-                    &format!("/v1/webhook_endpoints/{id}"),
-                    &[],
-                )
-                .await?;
+            let deleted = api.delete(&format!("/v1/webhook_endpoints/{id}")).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&deleted)?);
             } else {

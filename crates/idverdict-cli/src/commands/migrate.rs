@@ -13,7 +13,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<()> {
     let config = super::load_config(&args.config, &[])?;
     crate::logging::init(config.log_format);
     let url = redact_url(&config.database_url);
-    let store = super::open_store(&config).await?;
+    let store = super::create_store(&config).await?;
     println!("migrations applied to {url}");
     store.close().await;
     Ok(())

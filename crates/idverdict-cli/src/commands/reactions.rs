@@ -1,7 +1,7 @@
 //! `idverdict reactions`: look at the outbox and redeliver what was exhausted.
 //!
 //! - `idverdict reactions list [--state pending|sending|delivered|exhausted|canceled] [--user REF] [--limit N] [--json]`
-//! - `idverdict reactions show ID` (the reaction and every attempt)
+//! - `idverdict reactions show ID [--json]` (the reaction and every attempt)
 //! - `idverdict reactions redeliver ID` / `idverdict reactions redeliver --all-exhausted`
 //!
 //! Redelivery only resets rows in the database (due now, fresh retry schedule); the running
@@ -10,7 +10,9 @@
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use idverdict::clock::now_ms;
-use idverdict::store::{ReactionFilter, ReactionRow, Redeliver, Store};
+use idverdict::store::{ReactionAttemptRow, ReactionFilter, ReactionRow, Redeliver, Store};
+
+use crate::time::rfc3339_ms;
 
 #[derive(Debug, Args)]
 pub struct ReactionsArgs {
@@ -37,14 +39,16 @@ pub enum ReactionsCommand {
         json: bool,
     },
     /// Show one reaction and its attempts.
-    Show { id: String },
+    Show {
+        id: String,
+        /// The reaction and its attempts as one JSON object (times as unix milliseconds).
+        #[arg(long)]
+        json: bool,
+    },
     /// Make an exhausted (or delivered) reaction due again, with a fresh retry schedule.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["id", "all_exhausted"])))]
     Redeliver {
         /// The reaction id (rx_…).
-        #[arg(
-            required_unless_present = "all_exhausted",
-            conflicts_with = "all_exhausted"
-        )]
         id: Option<String>,
         /// Every exhausted reaction.
         #[arg(long)]
@@ -57,6 +61,12 @@ pub async fn run(args: ReactionsArgs) -> anyhow::Result<()> {
     let store = super::open_store(&config).await?;
     let result = command(&store, args.command).await;
     store.close().await;
+    if result.is_ok() && !config.reactions.any_channel() {
+        // stderr, so that `--json` output stays parseable.
+        eprintln!(
+            "note: no reaction channel is configured (IDVERDICT_CALLBACK_URLS, IDVERDICT_SMTP_HOST, IDVERDICT_NATS_URL): decisions are recorded but nothing is sent"
+        );
+    }
     result
 }
 
@@ -77,28 +87,23 @@ async fn command(store: &Store, command: ReactionsCommand) -> anyhow::Result<()>
                 })
                 .await?;
             if json {
-                for row in &rows {
-                    println!("{}", serde_json::to_string(&public(row))?);
-                }
+                let rows: Vec<serde_json::Value> = rows.iter().map(public).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print_table(&rows);
             }
         }
-        ReactionsCommand::Show { id } => {
+        ReactionsCommand::Show { id, json } => {
             let Some(row) = store.get_reaction(&id).await? else {
                 bail!("no reaction {id}");
             };
-            println!("{}", serde_json::to_string_pretty(&public(&row))?);
-            println!("attempts:");
-            for a in store.reaction_attempts(&id).await? {
-                println!(
-                    "  #{:<3} at {}  status {:<5} {:>6} ms  {}",
-                    a.attempt,
-                    a.started_at_ms,
-                    a.status_code.map(|s| s.to_string()).unwrap_or("-".into()),
-                    a.latency_ms,
-                    a.error.as_deref().unwrap_or("ok")
-                );
+            let attempts = store.reaction_attempts(&id).await?;
+            if json {
+                let mut v = public(&row);
+                v["attempts_made"] = serde_json::to_value(&attempts)?;
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_one(&row, &attempts);
             }
         }
         ReactionsCommand::Redeliver { id, all_exhausted } => {
@@ -119,6 +124,11 @@ async fn command(store: &Store, command: ReactionsCommand) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Only a reaction waiting for an attempt has a next attempt.
+fn waiting(row: &ReactionRow) -> bool {
+    matches!(row.state.as_str(), "pending" | "sending")
+}
+
 /// The row as shown: email addresses masked (the operator sees that there is one, and
 /// whose, from the user column; a terminal scrollback is not where addresses belong).
 fn public(row: &ReactionRow) -> serde_json::Value {
@@ -130,6 +140,9 @@ fn public(row: &ReactionRow) -> serde_json::Value {
             "payload".into(),
             serde_json::from_str(&row.payload).unwrap_or(serde_json::Value::Null),
         );
+        if !waiting(row) {
+            obj.insert("next_attempt_at_ms".into(), serde_json::Value::Null);
+        }
     }
     v
 }
@@ -149,8 +162,8 @@ fn mask_target(row: &ReactionRow) -> String {
 
 fn print_table(rows: &[ReactionRow]) {
     println!(
-        "{:<27} {:<8} {:<9} {:>3} {:<20} {:<16} {:<30} LAST ERROR",
-        "ID", "KIND", "STATE", "TRY", "DECISION", "USER", "TARGET"
+        "{:<27} {:<8} {:<9} {:>3} {:<20} {:<16} {:<24} {:<30} LAST ERROR",
+        "ID", "KIND", "STATE", "TRY", "DECISION", "USER", "CREATED", "TARGET"
     );
     for r in rows {
         let mut target = mask_target(r);
@@ -158,18 +171,57 @@ fn print_table(rows: &[ReactionRow]) {
             target = target.chars().take(29).collect::<String>() + "…";
         }
         println!(
-            "{:<27} {:<8} {:<9} {:>3} {:<20} {:<16} {:<30} {}",
+            "{:<27} {:<8} {:<9} {:>3} {:<20} {:<16} {:<24} {:<30} {}",
             r.id,
             r.kind,
             r.state,
             r.attempts,
             r.decision,
             r.user_ref.as_deref().unwrap_or("-"),
+            rfc3339_ms(r.created_at_ms),
             target,
             r.last_error.as_deref().unwrap_or("")
         );
     }
     if rows.is_empty() {
         println!("(no reactions)");
+    }
+}
+
+fn print_one(row: &ReactionRow, attempts: &[ReactionAttemptRow]) {
+    let line = |label: &str, value: &str| println!("{label:<13} {value}");
+    line("id", &row.id);
+    line("kind", &row.kind);
+    line("target", &mask_target(row));
+    line("state", &row.state);
+    line("decision", &row.decision);
+    line("decision key", &row.decision_key);
+    line("user", row.user_ref.as_deref().unwrap_or("-"));
+    line("session", row.session_id.as_deref().unwrap_or("-"));
+    line("created", &rfc3339_ms(row.created_at_ms));
+    if let Some(at) = row.delivered_at_ms {
+        line("delivered", &rfc3339_ms(at));
+    }
+    if waiting(row) {
+        line("next attempt", &rfc3339_ms(row.next_attempt_at_ms));
+    }
+    if let Some(e) = &row.last_error {
+        line("last error", e);
+    }
+    let payload = public(row)["payload"].to_string();
+    line("payload", &payload);
+    println!("attempts:");
+    for a in attempts {
+        println!(
+            "  #{:<3} at {}  status {:<5} {:>6} ms  {}",
+            a.attempt,
+            rfc3339_ms(a.started_at_ms),
+            a.status_code.map(|s| s.to_string()).unwrap_or("-".into()),
+            a.latency_ms,
+            a.error.as_deref().unwrap_or("ok")
+        );
+    }
+    if attempts.is_empty() {
+        println!("  (none yet)");
     }
 }

@@ -17,10 +17,12 @@ pub struct ReconcileArgs {
     pub since: Duration,
     #[command(flatten)]
     pub config: super::ConfigArgs,
+    #[command(flatten)]
+    pub stripe: super::StripeArgs,
 }
 
 pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
-    let config = super::load_config(&args.config, &[])?;
+    let config = super::load_config(&args.config, &args.stripe.overrides())?;
     crate::logging::init(config.log_format);
     let (client, settings) = super::stripe_client(&config, "reconcile")?;
     let store = super::open_store(&config).await?;
@@ -33,13 +35,28 @@ pub async fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         "listed {} events from {} (created since {}): {} new, {} already received",
         report.listed,
         settings.api_base,
-        report.listed_from,
+        crate::time::rfc3339_secs(report.listed_from),
         report.ingested_new,
         report.duplicates
     );
     if report.ingested_new > 0 {
+        // Who applies them: a serve on this SQLite file holds the data directory; with
+        // PostgreSQL any instance does, possibly on another machine.
+        let applied_by = if !config.database_url.starts_with("sqlite:") {
+            "the next `idverdict serve` on this database to process applies them".to_string()
+        } else if idverdict::data_dir::holder(&config.data_dir).is_some() {
+            format!(
+                "the `idverdict serve` running in {} applies them now",
+                config.data_dir.display()
+            )
+        } else {
+            format!(
+                "no `idverdict serve` runs in {}: they are applied when it starts",
+                config.data_dir.display()
+            )
+        };
         println!(
-            "{} events had never arrived as webhooks; `serve` applies them. Check the webhook endpoint at Stripe.",
+            "{} events had never arrived as webhooks; {applied_by}. Check the webhook endpoint at Stripe (`idverdict endpoints list`).",
             report.ingested_new
         );
     }

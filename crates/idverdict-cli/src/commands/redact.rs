@@ -27,7 +27,8 @@ idverdict's own copy of the personal data (metadata values, email addresses, raw
 payloads, personal fields of reaction payloads) is deleted when Stripe's \
 `identity.verification_session.redacted` events arrive at `serve` — as webhooks, or through \
 `idverdict reconcile`. Ids, statuses, error codes and timestamps are kept.\n\n\
-Needs STRIPE_API_KEY (and STRIPE_API_BASE for the emulator)."
+Needs STRIPE_API_KEY or --api-key (and STRIPE_API_BASE or --api-base for an emulator); in \
+the data directory of a dev-mode `idverdict serve` its embedded emulator is found on its own."
 )]
 pub struct RedactArgs {
     /// The user: the `client_reference_id` the sessions were created with.
@@ -38,6 +39,8 @@ pub struct RedactArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub config: super::ConfigArgs,
+    #[command(flatten)]
+    pub stripe: super::StripeArgs,
 }
 
 /// What the command does with one session.
@@ -68,7 +71,7 @@ fn plan_for(session: Option<&VerificationSession>) -> Plan {
 pub async fn run(args: RedactArgs) -> anyhow::Result<()> {
     let user = args.user.trim();
     anyhow::ensure!(!user.is_empty(), "--user must not be empty");
-    let config = super::load_config(&args.config, &[])?;
+    let config = super::load_config(&args.config, &args.stripe.overrides())?;
     crate::logging::init(config.log_format);
     let (client, settings) = super::stripe_client(&config, "redact")?;
 

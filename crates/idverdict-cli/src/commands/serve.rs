@@ -2,6 +2,7 @@
 
 use clap::Args;
 use idverdict::config::ExposeSecret;
+use idverdict::data_dir::{DataDirLock, EmulatorInfo, ServeInfo};
 use idverdict::App;
 
 #[derive(Debug, Args)]
@@ -35,17 +36,35 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ],
     )?;
     crate::logging::init(config.log_format);
+
+    // One serve per data directory. Checked first when the directory exists, so a second
+    // serve there is told who holds it rather than that the port is taken.
+    let early_lock = if config.data_dir.is_dir() {
+        Some(DataDirLock::acquire(&config.data_dir, "serve")?)
+    } else {
+        None
+    };
+    // The port next, before anything is created or started.
+    let listener = bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let mut lock = match early_lock {
+        Some(lock) => lock,
+        None => DataDirLock::acquire(&config.data_dir, "serve")?,
+    };
+    for warning in idverdict::config::start_up_warnings(&config).await {
+        tracing::warn!("{warning}");
+    }
     let generated = config.materialize_dev_defaults()?;
+    let webhook_url = super::dev_loop::webhook_url(addr, &config.webhook_path);
 
     // In dev mode with no Stripe key, run the emulator too (see `dev_loop`). Its endpoint's
-    // secret must be known before `App::build`, which fixes the verifier's secrets; the dev
-    // secret stays first so `idverdict trigger` keeps working.
+    // secret must be known before `App::build_on`, which fixes the verifier's secrets; the dev
+    // secret stays first so `idverdict trigger --synthesize` keeps working.
     let dev_loop = if !config.no_emulator && super::dev_loop::wanted(&config) {
-        let provisional = super::dev_loop::webhook_url(config.listen, &config.webhook_path);
         let dev = super::dev_loop::DevLoop::start(
             &config.data_dir,
             config.emulator_listen.as_deref(),
-            &provisional,
+            &webhook_url,
         )
         .await?;
         if !config
@@ -59,8 +78,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         // so the whole product works offline.
         if config.stripe.is_none() {
             config.stripe = Some(
-                idverdict::stripe_api::StripeSettings::new("sk_test_idverdict_dev", dev.base_url())
-                    .map_err(anyhow::Error::new)?,
+                idverdict::stripe_api::StripeSettings::new(
+                    super::dev_loop::DEV_KEY,
+                    dev.base_url(),
+                )
+                .map_err(anyhow::Error::new)?,
             );
         }
         Some(dev)
@@ -68,39 +90,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None
     };
 
-    let app = match App::build(&config).await {
+    let app = match App::build_on(&config, listener).await {
         Ok(app) => app,
         Err(e) => {
             stop_dev_loop(dev_loop).await;
             return Err(anyhow::Error::new(e).context("starting the service"));
         }
     };
-    let addr = match app.local_addr() {
-        Ok(addr) => addr,
-        Err(e) => {
-            stop_dev_loop(dev_loop).await;
-            return Err(e.into());
-        }
-    };
-    tracing::info!(%addr, backend = ?idverdict::store::Backend::from_url(&config.database_url).ok(), "idverdict started");
+    tracing::info!(%addr, backend = app_backend(&config), "idverdict started");
     if let Some(dev) = &dev_loop {
-        // The listener is bound now: with port 0 only now is the real webhook URL known.
-        let url = super::dev_loop::webhook_url(addr, &config.webhook_path);
-        if let Err(e) = dev.point_at(&url).await {
-            stop_dev_loop(dev_loop).await;
-            return Err(e);
-        }
         tracing::info!(emulator = %dev.base_url(), endpoint = %dev.endpoint_id(), "embedded Stripe emulator started");
+    }
+    let published = lock.publish(&ServeInfo {
+        pid: std::process::id(),
+        api_url: super::dev_loop::webhook_url(addr, ""),
+        webhook_url: webhook_url.clone(),
+        emulator: dev_loop.as_ref().map(|dev| EmulatorInfo {
+            url: dev.base_url().to_string(),
+            api_key: super::dev_loop::DEV_KEY.to_string(),
+        }),
+    });
+    if let Err(e) = published {
+        // The service works without it; only the CLI's discovery does not.
+        tracing::warn!(error = %e, "cannot publish serve.json for the CLI");
     }
 
     let signal = shutdown_signal();
 
     // stdout, once: where to send webhooks and, in dev mode, the generated credentials
     // (like `stripe listen` prints its signing secret). Never written to the logs.
-    println!(
-        "webhook receiver listening on http://{addr}{}",
-        config.webhook_path
-    );
+    println!("webhook receiver listening on {webhook_url}");
     if let Some(secret) = &generated.webhook_secret {
         println!("Ready! Your development webhook signing secret is {secret}");
     }
@@ -118,8 +137,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stop_dev_loop(dev_loop).await;
     })
     .await?;
+    // Dropping the lock removes serve.json: a clean stop leaves nothing for the CLI to find.
+    drop(lock);
     tracing::info!("idverdict stopped");
     Ok(())
+}
+
+/// `sqlite` or `postgres`, for the start-up line.
+fn app_backend(config: &idverdict::Config) -> &'static str {
+    idverdict::store::Backend::from_url(&config.database_url)
+        .map(|b| b.name())
+        .unwrap_or("unknown")
+}
+
+/// Bind the service's address; a port in use says so and how to choose another.
+async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => anyhow::bail!(
+            "{addr} is already in use (another idverdict serve, or another program): \
+             choose another address with --listen (or IDVERDICT_LISTEN), e.g. --listen 127.0.0.1:4243, or 127.0.0.1:0 for any free port"
+        ),
+        Err(e) => Err(anyhow::Error::new(e).context(format!(
+            "cannot listen on {addr} (--listen or IDVERDICT_LISTEN)"
+        ))),
+    }
 }
 
 async fn stop_dev_loop(dev: Option<super::dev_loop::DevLoop>) {

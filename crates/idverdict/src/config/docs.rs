@@ -37,14 +37,34 @@ pub fn table() -> String {
 
 /// The README with its table replaced by [`table`] (`None` when the markers are missing).
 pub fn with_table(readme: &str) -> Option<String> {
-    let start = readme.find(BEGIN)? + BEGIN.len();
-    let end = start + readme[start..].find(END)?;
-    Some(format!(
-        "{}\n{}{}",
-        &readme[..start],
-        table(),
-        &readme[end..]
-    ))
+    replace_between(readme, BEGIN, END, &table())
+}
+
+/// `readme` with the text between the `begin` and `end` marker lines replaced by `body`.
+pub(crate) fn replace_between(readme: &str, begin: &str, end: &str, body: &str) -> Option<String> {
+    let start = readme.find(begin)? + begin.len();
+    let stop = start + readme[start..].find(end)?;
+    Some(format!("{}\n{body}{}", &readme[..start], &readme[stop..]))
+}
+
+/// Hold README.md's section between `begin` and `end` to `body`; with `IDVERDICT_WRITE_README`
+/// set, rewrite it instead.
+#[cfg(test)]
+pub(crate) fn check_readme(begin: &str, end: &str, body: &str) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let expected = replace_between(&readme, begin, end, body)
+        .unwrap_or_else(|| panic!("README.md needs the lines\n{begin}\n{end}"));
+    if expected == readme {
+        return;
+    }
+    if std::env::var_os("IDVERDICT_WRITE_README").is_some() {
+        std::fs::write(path, expected).unwrap();
+        return;
+    }
+    panic!(
+        "README.md differs after the line\n{begin}\nPaste this between the markers (or run the test with IDVERDICT_WRITE_README=1):\n\n{body}"
+    );
 }
 
 #[cfg(test)]
@@ -53,21 +73,7 @@ mod tests {
 
     #[test]
     fn readme_table_is_the_settings_list() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
-        let readme = std::fs::read_to_string(path).unwrap();
-        let expected = with_table(&readme)
-            .unwrap_or_else(|| panic!("README.md needs the lines\n{BEGIN}\n{END}"));
-        if expected == readme {
-            return;
-        }
-        if std::env::var_os("IDVERDICT_WRITE_README").is_some() {
-            std::fs::write(path, expected).unwrap();
-            return;
-        }
-        panic!(
-            "README.md's configuration table differs from config/settings.rs. Paste this between the markers (or run with IDVERDICT_WRITE_README=1):\n\n{}",
-            table()
-        );
+        check_readme(BEGIN, END, &table());
     }
 
     #[test]

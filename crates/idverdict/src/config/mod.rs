@@ -21,6 +21,7 @@ pub mod settings;
 pub mod stripe;
 #[cfg(test)]
 mod tests;
+mod warnings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -30,10 +31,12 @@ pub use secrecy::{ExposeSecret, SecretString};
 
 pub use parse::{parse_bool, parse_duration, parse_seconds};
 pub use reactions::{
-    decode_secret, CallbackConfig, DeliveryConfig, EmailConfig, NatsConfig, ReactConfig, TlsMode,
+    decode_secret, generate_callback_secret, CallbackConfig, DeliveryConfig, EmailConfig,
+    NatsConfig, ReactConfig, TlsMode,
 };
 pub use settings::{Setting, SETTINGS};
 pub use stripe::{StripeKey, StripeSettings};
+pub use warnings::start_up_warnings;
 
 use raw::RawConfig;
 
@@ -184,14 +187,15 @@ impl Config {
     /// Read, merge and validate. Does not touch the disk except to read the file; dev-mode
     /// generation happens in [`Config::materialize_dev_defaults`].
     pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
-        let env = |var: &str| (sources.env)(var).filter(|v| !v.trim().is_empty());
-        let from_env = env(settings::CONFIG_FILE_VAR).map(PathBuf::from);
-        let mut raw = match sources.file.or(from_env.as_deref()) {
-            Some(path) => RawConfig::from_file(path)?,
-            None => RawConfig::default(),
-        };
-        settings::apply_env(&mut raw, &env)?;
-        Ok(resolve(raw)?)
+        Ok(resolve(read_raw(sources)?)?)
+    }
+
+    /// Only the data directory, from the same sources, without validating the rest: for the
+    /// commands that merely look for a running `serve` there (`trigger`, `endpoints`), which
+    /// must work before the configuration is complete (`endpoints create` is how one gets
+    /// the webhook secret).
+    pub fn load_data_dir(sources: &Sources<'_>) -> Result<PathBuf, ConfigError> {
+        Ok(read_raw(sources)?.data_dir)
     }
 
     /// In dev mode, load (or create once) the development secret and token kept in the data
@@ -227,6 +231,23 @@ impl Config {
             api_token: Some(token),
         })
     }
+}
+
+/// The database when none is configured: a SQLite file in the data directory.
+pub fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("idverdict.db").display())
+}
+
+/// The file (if any) overlaid by the environment, not yet validated.
+fn read_raw(sources: &Sources<'_>) -> Result<RawConfig, ConfigError> {
+    let env = |var: &str| (sources.env)(var).filter(|v| !v.trim().is_empty());
+    let from_env = env(settings::CONFIG_FILE_VAR).map(PathBuf::from);
+    let mut raw = match sources.file.or(from_env.as_deref()) {
+        Some(path) => RawConfig::from_file(path)?,
+        None => RawConfig::default(),
+    };
+    settings::apply_env(&mut raw, &env)?;
+    Ok(raw)
 }
 
 /// Check every value once and build the [`Config`].
@@ -299,7 +320,7 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
 
     let database_url = match raw.database_url {
         Some(url) => url,
-        None => format!("sqlite://{}", raw.data_dir.join("idverdict.db").display()),
+        None => default_database_url(&raw.data_dir),
     };
     if let Err(e) = crate::store::Backend::from_url(&database_url) {
         return invalid("database_url", e.to_string());
@@ -393,10 +414,15 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> std::io::Result
         Ok(existing) if !existing.trim().is_empty() => Ok(existing.trim().to_string()),
         Ok(_) | Err(_) => {
             let value = make();
-            crate::owner_only::write_file(path, &value)?;
+            write_private(path, &value)?;
             Ok(value)
         }
     }
+}
+
+/// Write a file readable by the owner only: it holds a credential.
+fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
+    crate::data_dir::write_private(path, value.as_bytes())
 }
 
 /// A random alphanumeric string from the OS-seeded CSPRNG.

@@ -232,6 +232,18 @@ pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
     Ok(key)
 }
 
+/// A new callback secret, `whsec_` and the base64 of 32 random bytes (the Standard Webhooks
+/// form [`decode_secret`] reads), for `idverdict secrets generate callback`.
+pub fn generate_callback_secret() -> String {
+    use rand::RngCore;
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    )
+}
+
 impl ReactConfig {
     /// Check everything once, at start-up; the error names the key (and its variable).
     pub fn validate(&self) -> Result<(), SettingError> {

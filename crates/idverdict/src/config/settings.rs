@@ -274,7 +274,7 @@ pub static SETTINGS: &[Setting] = &[
         "`sqlite://…` or `postgres://…`.",
         |c, v| c.database_url = Some(v)),
     setting!(key: "data_dir", env: "IDVERDICT_DATA_DIR", Path, Is(".idverdict"),
-        "SQLite file, dev credentials, embedded emulator state (`--data-dir`).",
+        "SQLite file, dev credentials, embedded emulator state; the running `serve`'s lock and `serve.json` (`--data-dir`). One `serve` per directory.",
         |c, v| c.data_dir = v),
     setting!(key: "log_format", env: "IDVERDICT_LOG_FORMAT", Choice(&["human", "json"]), Is("human"),
         "Log lines on stderr. Verbosity: `IDVERDICT_LOG=debug` (an `EnvFilter`).",

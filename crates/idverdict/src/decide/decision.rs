@@ -25,6 +25,17 @@ pub enum DecisionType {
 }
 
 impl DecisionType {
+    pub const ALL: [DecisionType; 8] = [
+        DecisionType::Verified,
+        DecisionType::RetryAllowed,
+        DecisionType::NeedsReview,
+        DecisionType::AlternativeRequired,
+        DecisionType::Rejected,
+        DecisionType::Approved,
+        DecisionType::Canceled,
+        DecisionType::Redacted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DecisionType::Verified => "verified",
@@ -117,7 +128,12 @@ impl Decision {
             state: view.state,
             why: view.why.clone(),
             error_code: view.error_code.clone(),
-            reason: current.and_then(|s| s.last_error_reason.clone()),
+            // Stripe's reason explains the error: a decision without one (an approval, a
+            // verification) must not carry an earlier failure's reason.
+            reason: view
+                .error_code
+                .as_ref()
+                .and(current.and_then(|s| s.last_error_reason.clone())),
             explanation: view
                 .error_code
                 .as_ref()
@@ -202,6 +218,51 @@ mod tests {
         );
         let back: Decision = serde_json::from_str(&json).unwrap();
         assert_eq!(back, d);
+    }
+
+    #[test]
+    fn an_approval_carries_no_reason_of_the_failure_before_it() {
+        use crate::decide::user::{user_view, Review};
+        use crate::decide::{Policy, ReviewAction, SessionOutcome};
+        let failed = SessionRecord {
+            id: "vs_1".into(),
+            user_ref: Some("u".into()),
+            status: stripe_webhook::SessionStatus::RequiresInput,
+            session_type: None,
+            livemode: false,
+            metadata: Default::default(),
+            last_error_code: Some(ErrorCode::SelfieManipulated),
+            last_error_reason: Some("The selfie was manipulated.".into()),
+            last_report_id: None,
+            redaction_status: None,
+            failed_attempts: 1,
+            status_event_created: 10,
+            status_rank: 0,
+            session_created: 10,
+            outcome: SessionOutcome::NeedsReview,
+            next_step: Some(NextStep::ManualReview),
+            failure_codes: vec![ErrorCode::SelfieManipulated],
+        };
+        let sessions = [&failed];
+        let policy = Policy::default();
+        let review = |action| Review {
+            action,
+            by: "ops".into(),
+            at_ms: 20,
+            session_id: Some("vs_1".into()),
+            attempts_at_review: 1,
+        };
+        let decide = |review: Option<&Review>, kind| {
+            let view = user_view(&sessions, review, &Default::default(), &policy);
+            Decision::about_user("u", &view, &sessions, kind, 0).unwrap()
+        };
+        let queued = decide(None, DecisionType::NeedsReview);
+        assert_eq!(
+            queued.reason.as_deref(),
+            Some("The selfie was manipulated.")
+        );
+        let approved = decide(Some(&review(ReviewAction::Approve)), DecisionType::Approved);
+        assert_eq!((approved.error_code, approved.reason), (None, None));
     }
 
     #[test]

@@ -11,13 +11,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
-use stripe_webhook::WebhookError;
+use stripe_webhook::{SignatureError, WebhookError};
 
 use super::CommitError;
 use crate::api::ApiError;
 use crate::app::AppState;
-use crate::clock;
 use crate::store::{NewEvent, Receipt};
+use crate::{clock, metrics};
 
 pub async fn receive(
     State(state): State<AppState>,
@@ -26,8 +26,10 @@ pub async fn receive(
 ) -> Result<Json<Value>, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            metrics::webhook_rejected("payload_too_large");
             ApiError::too_large(state.body_limit)
         } else {
+            metrics::webhook_rejected("unreadable_body");
             ApiError::new(
                 rejection.status(),
                 "unreadable_body",
@@ -40,10 +42,11 @@ pub async fn receive(
         Some(Ok(text)) => Some(text),
         // Non-ASCII bytes cannot be a valid signature header.
         Some(Err(_)) => {
+            metrics::webhook_rejected("malformed_signature_header");
             return Err(ApiError::bad_request(
                 "malformed_signature_header",
                 "the Stripe-Signature header is not valid ASCII",
-            ))
+            ));
         }
     };
 
@@ -51,7 +54,13 @@ pub async fn receive(
         .verifier
         .construct_event(&body, header, clock::now_secs())
         .map_err(|e| {
-            state.metrics.webhook_rejected(e.code());
+            metrics::webhook_rejected(e.code());
+            if matches!(
+                e,
+                WebhookError::Signature(SignatureError::NoMatchingSignature)
+            ) {
+                state.signatures.mismatch();
+            }
             tracing::info!(reason = e.code(), "rejected a webhook delivery");
             ApiError::bad_request(e.code(), rejection_message(&e))
         })?;
@@ -60,7 +69,8 @@ pub async fn receive(
     match state.committer.submit(new).await {
         Ok(receipt) => {
             let duplicate = receipt == Receipt::Duplicate;
-            state.metrics.webhook_accepted(duplicate);
+            metrics::webhook_accepted(duplicate);
+            state.signatures.accepted();
             tracing::debug!(event = %event.id, duplicate, "webhook event stored");
             Ok(Json(json!({"received": true, "duplicate": duplicate})))
         }
@@ -69,7 +79,7 @@ pub async fn receive(
             "the receiver is shutting down; retry later",
         )),
         Err(CommitError::Storage(_) | CommitError::TooSlow) => {
-            state.metrics.webhook_storage_failed();
+            metrics::webhook_storage_failed();
             Err(ApiError::unavailable(
                 "storage_unavailable",
                 "the event could not be stored; retry later",

@@ -101,7 +101,7 @@ impl Checker<'_> {
             .load_sessions(&mut tx, &[check.session_id.as_str()])
             .await?;
         let changed: Vec<_> = records.values().collect();
-        update_users(
+        let decisions = update_users(
             self.store,
             &mut tx,
             self.policy,
@@ -115,6 +115,7 @@ impl Checker<'_> {
         )
         .await?;
         tx.commit().await.map_err(StoreError::from)?;
+        crate::metrics::decisions_made(&decisions);
         tracing::info!(session = %check.session_id, fields = results.len(), "verified outputs checked against expectations");
         Ok(true)
     }

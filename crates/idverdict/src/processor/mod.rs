@@ -18,7 +18,9 @@ use stripe_webhook::{Event, VerificationSession};
 use tokio::sync::{watch, Notify};
 
 use crate::clock::now_ms;
-use crate::decide::{fold_batch, BatchState, Disposition, Input, Policy, SessionRecord};
+use crate::decide::{
+    fold_batch, BatchState, DecisionType, Disposition, Input, Policy, SessionRecord,
+};
 use crate::ingest::IngestLoad;
 use crate::react::ReactConfig;
 use crate::store::{ClaimedEvent, Store, StoreError, Tx};
@@ -186,6 +188,7 @@ impl Processor {
         if self.stripe.is_some() && up_to.is_none() {
             return Ok(0);
         }
+        let started = std::time::Instant::now();
         let mut tx = self.store.begin().await?;
         let claimed = self
             .store
@@ -196,7 +199,8 @@ impl Processor {
         }
         let decisions = self.apply_batch(&mut tx, &claimed, &latest).await?;
         tx.commit().await?;
-        if decisions > 0 {
+        crate::metrics::batch_processed(claimed.len(), &decisions, started.elapsed());
+        if !decisions.is_empty() {
             self.reactions_due.notify_one();
         }
         Ok(claimed.len())
@@ -207,13 +211,13 @@ impl Processor {
     /// are locked (SKIP LOCKED on PostgreSQL, the single writer on SQLite), so no other
     /// processor can hold them: each event is applied exactly once. `decide::fold_batch` says
     /// what the batch changes; this loads its sessions first and writes the changes after.
-    /// Returns how many decisions were made (their reactions are in the outbox).
+    /// Returns the kinds of the decisions made (their reactions are in the outbox).
     async fn apply_batch(
         &self,
         tx: &mut Tx,
         claimed: &[ClaimedEvent],
         latest: &HashMap<String, VerificationSession>,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<Vec<DecisionType>, StoreError> {
         // Stored payloads were verified and parsed before the ack; a missing one was purged
         // by a redaction meanwhile.
         let events: Vec<Option<Event>> = claimed

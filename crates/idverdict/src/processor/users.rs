@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::clock;
 use crate::decide::review::{repeats_latest, review, ReviewRefused, ReviewRequest};
 use crate::decide::user::{recompute, Checks, ReviewAction, UserRecord, UserState};
-use crate::decide::{Decision, Policy, Rule, SessionRecord};
+use crate::decide::{Decision, DecisionType, Policy, Rule, SessionRecord};
 use crate::react::{locale, plan_for, recipient, ReactConfig};
 use crate::store::{NewReview, Store, StoreError, Tx};
 
@@ -27,8 +27,8 @@ pub(crate) struct BatchChanges<'a> {
     pub provided_emails: &'a HashMap<String, String>,
 }
 
-/// Recompute the users of the `changed` sessions (already saved in `tx`). Returns how many
-/// decisions were made (their reactions are enqueued).
+/// Recompute the users of the `changed` sessions (already saved in `tx`). Returns the kinds of
+/// the decisions made (their reactions are enqueued).
 pub(crate) async fn update_users(
     store: &Store,
     tx: &mut Tx,
@@ -36,7 +36,7 @@ pub(crate) async fn update_users(
     react: &ReactConfig,
     batch: &BatchChanges<'_>,
     now_ms: i64,
-) -> Result<usize, StoreError> {
+) -> Result<Vec<DecisionType>, StoreError> {
     let refs: BTreeSet<&str> = batch
         .changed
         .iter()
@@ -101,7 +101,7 @@ pub(crate) async fn update_users(
     .await?;
     let redacted_ids: Vec<&str> = batch.newly_redacted.iter().map(|s| s.id.as_str()).collect();
     store.redact_reactions(tx, &redacted_ids).await?;
-    Ok(decisions.len())
+    Ok(decisions.iter().map(|d| d.kind).collect())
 }
 
 /// What the user step needs to know of each user's checks: whether verified sessions must be
@@ -270,6 +270,7 @@ pub async fn apply_review(
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
+    crate::metrics::decisions_made(&decisions.iter().map(|d| d.kind).collect::<Vec<_>>());
     Ok(Reviewed {
         user: change.user,
         repeat: false,

@@ -29,9 +29,6 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Results recorded per transaction, at most.
 const RECORD_BATCH: usize = 256;
 
-pub const REACTION_ATTEMPTS: &str = "idverdict_reaction_attempts_total";
-pub const REACTION_LATENCY: &str = "idverdict_reaction_delivery_seconds";
-
 struct Inner {
     store: Store,
     schedule: Schedule,
@@ -267,11 +264,12 @@ impl Inner {
         };
         let elapsed = started.elapsed();
         let kind_label = kind.map(ReactionKind::as_str).unwrap_or("unknown");
-        metrics::histogram!(REACTION_LATENCY, "kind" => kind_label).record(elapsed.as_secs_f64());
         let (status_code, error, next) = match outcome {
             Delivery::Delivered { status } => {
-                metrics::counter!(REACTION_ATTEMPTS, "kind" => kind_label, "result" => "delivered")
-                    .increment(1);
+                let since_decision = u64::try_from(now_ms() - c.created_at_ms)
+                    .ok()
+                    .map(Duration::from_millis);
+                crate::metrics::reaction_attempt(kind_label, "delivered", elapsed, since_decision);
                 tracing::info!(reaction = %c.id, kind = kind_label, attempt = c.attempt, "reaction delivered");
                 (status, None, NextState::Delivered)
             }
@@ -294,8 +292,7 @@ impl Inner {
                 } else {
                     "failed"
                 };
-                metrics::counter!(REACTION_ATTEMPTS, "kind" => kind_label, "result" => result)
-                    .increment(1);
+                crate::metrics::reaction_attempt(kind_label, result, elapsed, None);
                 tracing::warn!(
                     reaction = %c.id,
                     kind = kind_label,

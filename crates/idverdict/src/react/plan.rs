@@ -80,6 +80,12 @@ pub enum ReactionKind {
 }
 
 impl ReactionKind {
+    pub const ALL: [ReactionKind; 3] = [
+        ReactionKind::Callback,
+        ReactionKind::Email,
+        ReactionKind::Nats,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ReactionKind::Callback => "callback",

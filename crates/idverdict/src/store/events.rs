@@ -144,7 +144,7 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Counts used by tests, health and metrics: (all events, unprocessed events).
+    /// (all events, unprocessed events): a full count, for tests and tools, not for metrics.
     pub async fn event_counts(&self) -> Result<(i64, i64), StoreError> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS total, COALESCE(SUM(CASE WHEN processed_at IS NULL THEN 1 ELSE 0 END), 0) AS pending FROM events",

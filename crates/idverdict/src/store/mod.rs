@@ -9,9 +9,11 @@ mod apply;
 mod events;
 mod expectations;
 mod health;
+mod open;
 mod reactions;
 pub mod scrub;
 mod sessions;
+mod stats;
 mod sync_state;
 mod users;
 
@@ -19,11 +21,13 @@ pub use apply::Tx;
 pub use events::{ClaimedEvent, NewEvent, Receipt};
 pub use expectations::{CheckRow, DueCheck};
 pub use health::NotReady;
+pub use open::OpenError;
 pub use reactions::{
     AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,
     Redeliver,
 };
 pub use sessions::{AttemptRow, HistoryRow};
+pub use stats::StoreStats;
 pub(crate) use users::NewReview;
 pub use users::ReviewRow;
 
@@ -112,12 +116,20 @@ pub struct Store {
 impl Store {
     /// Connect (creating the SQLite file and its directory if needed). Does not migrate.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         match backend {
+            Backend::Sqlite => Store::connect_url(backend, &sqlite_url_with_create(url)?).await,
+            Backend::Postgres => Store::connect_url(backend, url).await,
+        }
+    }
+
+    /// Connect to `url` as given (for SQLite, its `mode=` decides whether the file may be
+    /// created).
+    async fn connect_url(backend: Backend, url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let options = AnyConnectOptions::from_str(url)?;
+        match backend {
             Backend::Sqlite => {
-                let url = sqlite_url_with_create(url)?;
-                let options = AnyConnectOptions::from_str(&url)?;
                 let write = sqlite_pool(1)
                     .after_release(|conn, _meta| {
                         Box::pin(async move {
@@ -144,7 +156,6 @@ impl Store {
                 })
             }
             Backend::Postgres => {
-                let options = AnyConnectOptions::from_str(url)?;
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(5))
@@ -168,18 +179,7 @@ impl Store {
     /// Apply the embedded schema migrations (idempotent; PostgreSQL serialises concurrent
     /// runs with an advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        match self.backend {
-            Backend::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&self.write)
-                    .await?
-            }
-            Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.write)
-                    .await?
-            }
-        }
+        migrator(self.backend).run(&self.write).await?;
         Ok(())
     }
 
@@ -224,15 +224,27 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
         })
 }
 
-/// Make sure the SQLite file can be created: add `mode=rwc`, create its directory (0700) and
-/// the file itself (0600).
-fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
+/// The embedded migrations of `backend`.
+fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    match backend {
+        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+    }
+}
+
+/// The file of a `sqlite:` URL (`None` for an in-memory database).
+fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     let path = rest.split('?').next().unwrap_or_default();
-    if !path.is_empty() && path != ":memory:" {
-        let path = std::path::Path::new(path);
+    (!path.is_empty() && path != ":memory:").then(|| path.into())
+}
+
+/// Make sure the SQLite file can be created: add `mode=rwc`, create its directory (0700) and
+/// the file itself (0600).
+fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
+    if let Some(path) = sqlite_path(url) {
         if let Some(parent) = path.parent() {
             if !parent.as_os_str().is_empty() {
                 crate::owner_only::create_dir(parent)?;
@@ -240,14 +252,20 @@ fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
         }
         // Unless the URL asks for an existing file only (`mode=ro`, `mode=rw`).
         if !url.contains("mode=") || url.contains("mode=rwc") {
-            crate::owner_only::prepare_database_files(path)?;
+            crate::owner_only::prepare_database_files(&path)?;
         }
     }
-    Ok(if url.contains("mode=") {
+    Ok(with_mode(url, "rwc"))
+}
+
+/// `url` with SQLite's open `mode` (`rw`: the file must exist; `rwc`: create it), unless the
+/// URL names one itself.
+fn with_mode(url: &str, mode: &str) -> String {
+    if url.contains("mode=") {
         url.to_string()
     } else if url.contains('?') {
-        format!("{url}&mode=rwc")
+        format!("{url}&mode={mode}")
     } else {
-        format!("{url}?mode=rwc")
-    })
+        format!("{url}?mode={mode}")
+    }
 }

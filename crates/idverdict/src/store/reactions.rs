@@ -25,6 +25,8 @@ pub struct ClaimedReaction {
     pub attempt: i64,
     /// Attempts made before the last redelivery: the schedule restarts from there.
     pub schedule_offset: i64,
+    /// When the decision wrote it (unix ms): the start of its delivery latency.
+    pub created_at_ms: i64,
 }
 
 /// Where a reaction goes after an attempt.
@@ -175,7 +177,7 @@ impl Store {
             "UPDATE reactions SET state = 'sending', attempts = attempts + 1, next_attempt_at = {} \
              WHERE id IN (SELECT id FROM reactions WHERE state IN ('pending', 'sending') AND next_attempt_at <= {} \
                ORDER BY next_attempt_at LIMIT {}{skip_locked}) \
-             RETURNING id, kind, target, payload, attempts, schedule_offset",
+             RETURNING id, kind, target, payload, attempts, schedule_offset, created_at",
             b.param(1),
             b.param(2),
             b.param(3)
@@ -197,6 +199,7 @@ impl Store {
                     payload: r.try_get("payload")?,
                     attempt: r.try_get("attempts")?,
                     schedule_offset: r.try_get("schedule_offset")?,
+                    created_at_ms: r.try_get("created_at")?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -242,15 +245,18 @@ impl Store {
             .collect();
         for chunk in delivered.chunks(INSERT_CHUNK) {
             let ids = (0..chunk.len())
-                .map(|i| b.param(i + 2))
+                .map(|i| b.param(i + 3))
                 .collect::<Vec<_>>()
                 .join(", ");
+            // `next_attempt_at` held the lease expiry; a delivered reaction has no next attempt,
+            // so it must not keep a time in the future.
             let sql = format!(
-                "UPDATE reactions SET state = 'delivered', delivered_at = {}, last_error = NULL \
-                 WHERE state = 'sending' AND id IN ({ids})",
-                b.param(1)
+                "UPDATE reactions SET state = 'delivered', delivered_at = {}, next_attempt_at = {}, \
+                 last_error = NULL WHERE state = 'sending' AND id IN ({ids})",
+                b.param(1),
+                b.param(2)
             );
-            let mut query = sqlx::query(&sql).bind(now_ms);
+            let mut query = sqlx::query(&sql).bind(now_ms).bind(now_ms);
             for id in chunk {
                 query = query.bind(*id);
             }

@@ -1,0 +1,126 @@
+//! Opening a database that must already exist. Only `serve` and `migrate` create and migrate
+//! one; every other command works on the database a `serve` uses, and a wrong directory or URL
+//! must be an error, not a fresh empty database that answers "nothing here".
+
+use std::path::PathBuf;
+
+use sqlx::Row;
+
+use super::{sqlite_path, with_mode, Backend, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// SQLite: the file is not there.
+    #[error("{} does not exist", path.display())]
+    Missing { path: PathBuf },
+    /// The database exists but idverdict's schema was never applied to it.
+    #[error("{url} is not an initialised idverdict database (no idverdict schema)")]
+    NotInitialised { url: String },
+    /// The schema is older than this binary (`applied` < `expected`) or newer.
+    #[error("{url} is at schema version {applied}, this idverdict expects {expected}")]
+    SchemaVersion {
+        url: String,
+        applied: i64,
+        expected: i64,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// Connect to an existing, initialised idverdict database, creating nothing and applying
+    /// no migrations.
+    pub async fn open_existing(url: &str) -> Result<Store, OpenError> {
+        let shown = super::redact_url(url);
+        let store = match Backend::from_url(url)? {
+            Backend::Sqlite => {
+                let path = sqlite_path(url);
+                if !path.as_ref().is_some_and(|p| p.is_file()) {
+                    return Err(OpenError::Missing {
+                        path: path.unwrap_or_else(|| url.into()),
+                    });
+                }
+                Store::connect_url(Backend::Sqlite, &with_mode(url, "rw")).await?
+            }
+            Backend::Postgres => Store::connect_url(Backend::Postgres, url).await?,
+        };
+        match store.applied_schema_version().await {
+            Ok(Some(applied)) => {
+                let expected = store.embedded_schema_version();
+                if applied == expected {
+                    Ok(store)
+                } else {
+                    store.close().await;
+                    Err(OpenError::SchemaVersion {
+                        url: shown,
+                        applied,
+                        expected,
+                    })
+                }
+            }
+            Ok(None) => {
+                store.close().await;
+                Err(OpenError::NotInitialised { url: shown })
+            }
+            Err(e) => {
+                store.close().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// The newest migration applied, `None` when the migrations table does not exist.
+    async fn applied_schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let exists = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) AS n FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+            }
+        };
+        let n: i64 = sqlx::query(exists)
+            .fetch_one(&self.read)
+            .await?
+            .try_get("n")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let row =
+            sqlx::query("SELECT MAX(version) AS v FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(&self.read)
+                .await?;
+        Ok(row.try_get::<Option<i64>, _>("v")?)
+    }
+
+    fn embedded_schema_version(&self) -> i64 {
+        super::migrator(self.backend)
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+impl Store {
+    /// SQLite: write a consistent copy of the database to `target` (`VACUUM INTO`), while
+    /// `serve` keeps running; the copy is owner-only. `target` must not exist yet (SQLite refuses to overwrite).
+    pub async fn backup_into(&self, target: &std::path::Path) -> Result<(), StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::Corrupt(
+                "online backup is for SQLite; back PostgreSQL up with pg_dump".into(),
+            ));
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(target.display().to_string())
+            .execute(&self.read)
+            .await?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(target, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
+    }
+}
