@@ -36,6 +36,12 @@ pub(crate) struct RawConfig {
     pub log_format: LogFormat,
     #[serde(deserialize_with = "parse::de_seconds")]
     pub request_timeout_secs: u64,
+    #[serde(deserialize_with = "parse::de_seconds")]
+    pub header_read_timeout_secs: u64,
+    #[serde(deserialize_with = "parse::de_seconds")]
+    pub keepalive_timeout_secs: u64,
+    /// `None`: derived from the open-file limit at start-up.
+    pub max_connections: Option<u64>,
 
     pub callbacks: CallbackConfig,
     /// Present (from the file or any email variable) = email is on.
@@ -70,6 +76,9 @@ impl Default for RawConfig {
             data_dir: PathBuf::from(".idverdict"),
             log_format: LogFormat::Human,
             request_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            keepalive_timeout_secs: 30,
+            max_connections: None,
             callbacks: CallbackConfig::default(),
             email: None,
             nats: None,
