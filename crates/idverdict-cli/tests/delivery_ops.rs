@@ -362,6 +362,17 @@ async fn a_paused_callback_url_is_shown_everywhere_and_resumed(backend: Backend)
         )
         .await;
     assert_eq!(status, 400);
+    let (status, e) = serve
+        .api(
+            reqwest::Method::POST,
+            "/v1/reactions/targets/enable",
+            Some(serde_json::json!({"url": format!("{callback}\u{0}")})),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_url"))
+    );
     let (status, _) = serve
         .http
         .post(format!("{}/v1/reactions/targets/enable", serve.base))

@@ -58,8 +58,6 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("server error: {0}")]
-    Serve(std::io::Error),
     #[error("cannot set up the Stripe API client: {0}")]
     Stripe(#[from] crate::stripe_api::StripeApiError),
     #[error("cannot start the reactions dispatcher: {0}")]
@@ -86,6 +84,7 @@ pub struct App {
     reconciler: Option<(crate::reconcile::Reconciler, Duration, Duration)>,
     /// Webhook counts on their way to `webhook_stats` (the console's overview).
     tally: Arc<crate::metrics::WebhookTally>,
+    limits: crate::connections::Limits,
 }
 
 impl App {
@@ -119,8 +118,13 @@ impl App {
             .with_future_skew(config.future_skew_secs);
         let wake = Arc::new(Notify::new());
         let load = Arc::new(IngestLoad::default());
-        let (committer, committer_task) =
-            Committer::spawn(store.clone(), wake.clone(), load.clone());
+        let (committer, committer_task) = Committer::spawn(
+            store.clone(),
+            wake.clone(),
+            load.clone(),
+            // Three quarters of the request deadline: a refusal, not a timeout.
+            Duration::from_secs(config.request_timeout_secs) * 3 / 4,
+        );
         let policy = config.policy.clone();
         let reactions = Arc::new(config.reactions.clone());
         let stripe = config
@@ -183,6 +187,21 @@ impl App {
             console: Arc::new(config.console.clone()),
         };
         let router = router(state, config);
+        let fd_limit = crate::connections::raise_fd_limit();
+        let limits = crate::connections::Limits {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(config.keepalive_timeout_secs),
+            max_connections: crate::connections::max_connections(
+                config.max_connections,
+                fd_limit,
+                config.reactions.delivery.workers,
+            ),
+        };
+        tracing::debug!(
+            ?fd_limit,
+            max_connections = limits.max_connections,
+            "connection limits"
+        );
         Ok(App {
             listener,
             router,
@@ -196,6 +215,7 @@ impl App {
             listen,
             reconciler,
             tally,
+            limits,
         })
     }
 
@@ -219,6 +239,10 @@ impl App {
             TALLY_FLUSH_EVERY,
             processor_stopped.clone(),
         ));
+        let scrubber = tokio::spawn(crate::store::scrub::run(
+            self.store.clone(),
+            processor_stopped.clone(),
+        ));
         let gauges = tokio::spawn(crate::metrics::refresh_periodically(
             self.store.clone(),
             processor_stopped.clone(),
@@ -231,20 +255,14 @@ impl App {
             ))
         });
         let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
-        // The peer address reaches handlers (the console's login throttle and audit log).
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        crate::connections::serve(self.listener, self.router, self.limits, shutdown).await;
         // The router (and with it every Committer handle) is gone: the committer drains its
         // queue and ends.
         let _ = self.committer_task.await;
         let _ = stop_processor.send(true);
         let _ = processor.await;
         let _ = dispatcher.await;
+        let _ = scrubber.await;
         let _ = gauges.await;
         if let Some(listener) = listener {
             let _ = listener.await;
@@ -254,7 +272,7 @@ impl App {
         }
         let _ = flusher.await;
         self.store.close().await;
-        served.map_err(StartError::Serve)
+        Ok(())
     }
 }
 
@@ -265,6 +283,7 @@ const TALLY_FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// unknown path (404), a known path with the wrong method (405), a request over the time
 /// limit (408) and a panicking handler (500).
 fn router(state: AppState, config: &Config) -> Router {
+    let body_limit = config.body_limit_bytes;
     let webhook = Router::new()
         .route(&config.webhook_path, post(webhook::receive))
         .layer(DefaultBodyLimit::max(config.body_limit_bytes));
@@ -282,6 +301,9 @@ fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .fallback(|| async { ApiError::no_route() })
         .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| refuse_oversized(body_limit, request, next),
+        ))
+        .layer(axum::middleware::from_fn(
             move |request: Request, next: Next| time_limit(limit, request, next),
         ))
         .layer(CatchPanicLayer::custom(|_panic| {
@@ -290,6 +312,21 @@ fn router(state: AppState, config: &Config) -> Router {
         }))
         .layer(axum::middleware::from_fn(track_duration))
         .with_state(state)
+}
+
+/// A body declared larger than the limit is refused before a byte of it is read: a client
+/// that sent `Expect: 100-continue` gets the 413 instead of the go-ahead, and nobody uploads
+/// megabytes only to be told they were too many.
+async fn refuse_oversized(limit: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::too_large(limit).into_response();
+    }
+    next.run(request).await
 }
 
 /// Every answer's duration, by route template (bounded label values: an unknown path counts

@@ -220,14 +220,7 @@ pub fn discover(dir: &Path) -> Discovery {
 /// Create `dir` (and missing parents) readable by the owner only: it holds the database and
 /// credentials. An existing directory keeps the permissions the operator gave it.
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir)
+    crate::owner_only::create_dir(dir)
 }
 
 fn private_options() -> OpenOptions {

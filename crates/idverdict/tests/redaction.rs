@@ -80,6 +80,31 @@ fn leaks(cells: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
+/// `file contains "value"` for every personal value in the raw bytes of any file under `dir`.
+fn leaks_on_disk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            // A file may vanish meanwhile (SQLite's -wal at close).
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            for p in PERSONAL {
+                if bytes.windows(p.len()).any(|w| w == p.as_bytes()) {
+                    found.push(format!("{} contains {p:?}", path.display()));
+                }
+            }
+        }
+    }
+    found
+}
+
 async fn nothing_personal_survives_redaction(backend: Backend) {
     let db = TestDb::new(backend).await;
     let sink = SmtpSink::start().await;
@@ -158,6 +183,12 @@ async fn nothing_personal_survives_redaction(backend: Backend) {
         before.iter().any(|l| l.contains(EMAIL)),
         "the test must start with personal data stored: {before:?}"
     );
+    if backend == Backend::Sqlite {
+        assert!(
+            !leaks_on_disk(db.dir.path()).is_empty(),
+            "the test must start with personal data in the database files"
+        );
+    }
     let pending = count(
         &mut conn,
         "SELECT COUNT(*) FROM reactions WHERE state IN ('pending', 'sending')",
@@ -183,6 +214,33 @@ async fn nothing_personal_survives_redaction(backend: Backend) {
     assert_eq!(u["state"], "verified", "{u}");
     assert!(cells.iter().any(|(_, v)| v.contains("vs_red1")));
     assert!(cells.iter().any(|(_, v)| v.contains("document_expired")));
+
+    // Nor in the raw bytes of the files (SQLite: the data directory holds them all): not in
+    // the write-ahead log's old frames, not in the database file's free pages. Shortly after
+    // the redaction while serving, and after a graceful stop.
+    if backend == Backend::Sqlite {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = leaks_on_disk(db.dir.path());
+            if left.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "personal data stays on disk after redaction:\n{}",
+                left.join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     app.stop().await;
+    if backend == Backend::Sqlite {
+        let left = leaks_on_disk(db.dir.path());
+        assert!(
+            left.is_empty(),
+            "personal data on disk after a graceful stop:\n{}",
+            left.join("\n")
+        );
+    }
 }
 both_backends!(nothing_personal_survives_redaction);

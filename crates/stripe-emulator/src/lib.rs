@@ -34,6 +34,13 @@ mod server;
 mod store;
 
 pub use errors::{ApiError, StoreError};
+
+/// Stripe's form decoding as the emulator's handlers use it, for the fuzz target only: not
+/// part of the emulator's API.
+#[doc(hidden)]
+pub fn decode_form(input: &[u8]) -> Result<serde_json::Value, ApiError> {
+    form::decode(input)
+}
 pub use model::{API_VERSION, EVENT_TYPES};
 pub use store::DB_FILE;
 

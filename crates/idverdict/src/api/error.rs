@@ -82,6 +82,15 @@ impl ApiError {
         )
     }
 
+    /// The body is (or is declared) larger than the configured limit.
+    pub fn too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than the limit of {limit} bytes"),
+        )
+    }
+
     /// The request took longer than the configured limit.
     pub fn timed_out() -> ApiError {
         ApiError::new(

@@ -1,4 +1,5 @@
-//! `/healthz` (the process is alive), `/readyz` (storage is reachable; webhook trouble),
+//! `/healthz` (the process is alive), `/readyz` (storage is reachable and takes writes;
+//! webhook trouble),
 //! `/metrics`.
 
 use axum::extract::State;
@@ -19,7 +20,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let storage = state.store.backend().name();
     let webhooks = state.signatures.health();
     let warnings: Vec<&String> = webhooks.warning.iter().collect();
-    match state.store.ping().await {
+    match state.store.check_ready().await {
         Ok(()) => Json(json!({
             "status": "ready",
             "storage": storage,

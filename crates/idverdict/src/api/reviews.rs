@@ -12,8 +12,8 @@ use super::sessions::{last_error_json, session_json};
 use super::users::unknown_user;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery};
 use crate::app::AppState;
-use crate::decide::{ReviewAction, UserRecord};
-use crate::processor::{apply_review, ReviewError};
+use crate::decide::ReviewAction;
+use crate::processor::{apply_review, ReviewError, Reviewed};
 
 #[derive(Debug, Deserialize)]
 pub struct QueueParams {
@@ -64,14 +64,29 @@ pub async fn submit(
         ));
     };
     let reviewer = body.reviewer.trim();
-    let user = record_review(&state, &user_ref, action, reviewer, body.note.as_deref()).await?;
+    let reviewed = record_review(&state, &user_ref, action, reviewer, body.note.as_deref()).await?;
+    // A repeat answers with the review on record: it is what decided.
+    let review = match reviewed.repeat {
+        false => json!({"action": action.as_str(), "reviewer": reviewer, "note": body.note}),
+        true => {
+            let recorded = state.store.reviews_of(&user_ref).await?;
+            let latest = recorded.last();
+            json!({
+                "action": action.as_str(),
+                "reviewer": latest.map(|r| r.reviewer.as_str()),
+                "note": latest.and_then(|r| r.note.as_deref()),
+            })
+        }
+    };
+    let user = reviewed.user;
     Ok(Json(json!({
         "client_reference_id": user.user_ref,
         "state": user.view.state,
         "why": user.view.why,
         "attempts_used": user.view.attempts_used,
         "attempts_allowed": user.view.attempts_allowed,
-        "review": {"action": action.as_str(), "reviewer": reviewer, "note": body.note},
+        "review": review,
+        "repeated": reviewed.repeat,
     })))
 }
 
@@ -83,14 +98,14 @@ pub async fn record_review(
     action: ReviewAction,
     reviewer: &str,
     note: Option<&str>,
-) -> Result<UserRecord, ApiError> {
-    if reviewer.is_empty() || reviewer.len() > 200 {
+) -> Result<Reviewed, ApiError> {
+    if reviewer.is_empty() || reviewer.chars().count() > 200 {
         return Err(ApiError::bad_request(
             "invalid_reviewer",
             "`reviewer` (who decides) must be 1 to 200 characters",
         ));
     }
-    if note.is_some_and(|n| n.len() > 2000) {
+    if note.is_some_and(|n| n.chars().count() > 2000) {
         return Err(ApiError::bad_request(
             "invalid_note",
             "`note` must be at most 2000 characters",

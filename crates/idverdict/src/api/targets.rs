@@ -32,10 +32,11 @@ pub async fn enable(
     ApiJson(body): ApiJson<EnableBody>,
 ) -> Result<Json<Value>, ApiError> {
     let url = body.url.trim();
-    if url.is_empty() || url.len() > 2048 {
+    // A control character (NUL, which PostgreSQL cannot store, among them) is in no URL.
+    if url.is_empty() || url.len() > 2048 || url.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
             "invalid_url",
-            "`url` must be the callback URL to enable (1 to 2048 characters)",
+            "`url` must be the callback URL to enable (1 to 2048 characters, no control characters)",
         ));
     }
     match state.store.enable_callback_target(url, now_ms()).await? {

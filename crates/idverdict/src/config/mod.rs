@@ -68,6 +68,13 @@ pub struct Config {
     pub instance_id: Option<String>,
     /// How often idle workers look for work nobody told them about.
     pub poll_interval: std::time::Duration,
+    /// A request head must be complete within this of the connection opening (or of its
+    /// first byte after an idle spell).
+    pub header_read_timeout_secs: u64,
+    /// An idle keep-alive connection is closed after this.
+    pub keepalive_timeout_secs: u64,
+    /// Open connections at most; `None` = derived from the open-file limit at start-up.
+    pub max_connections: Option<u64>,
     /// The decision policy (`[policy]`).
     pub policy: crate::decide::Policy,
     /// Where decisions go: `[callbacks]`, `[email]`, `[nats]`, `[delivery]`.
@@ -116,6 +123,9 @@ impl std::fmt::Debug for Config {
             .field("request_timeout_secs", &self.request_timeout_secs)
             .field("instance_id", &self.instance_id)
             .field("poll_interval", &self.poll_interval)
+            .field("header_read_timeout_secs", &self.header_read_timeout_secs)
+            .field("keepalive_timeout_secs", &self.keepalive_timeout_secs)
+            .field("max_connections", &self.max_connections)
             .field("policy", &self.policy)
             .field("reactions", &self.reactions)
             .field("stripe", &self.stripe)
@@ -224,7 +234,7 @@ impl Config {
             path: dir.clone(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(failed)?;
+        crate::owner_only::create_dir(&dir).map_err(failed)?;
         if !self.dev_mode {
             return Ok(DevCredentials::default());
         }
@@ -274,7 +284,7 @@ impl Config {
             path: dir.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(failed)?;
+        crate::owner_only::create_dir(dir).map_err(failed)?;
         read_or_create(&dir.join(INSTANCE_ID_FILE), || {
             format!("idv-{}", random_token(12).to_lowercase())
         })
@@ -348,8 +358,20 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
             "must be between 1024 and 67108864".into(),
         );
     }
-    if raw.request_timeout_secs == 0 {
-        return invalid("request_timeout_secs", "must be at least 1".into());
+    for (key, secs) in [
+        ("request_timeout_secs", raw.request_timeout_secs),
+        ("header_read_timeout_secs", raw.header_read_timeout_secs),
+        ("keepalive_timeout_secs", raw.keepalive_timeout_secs),
+    ] {
+        if secs == 0 {
+            return invalid(key, "must be at least 1".into());
+        }
+    }
+    if raw
+        .max_connections
+        .is_some_and(|n| !(1..=65536).contains(&n))
+    {
+        return invalid("max_connections", "must be between 1 and 65536".into());
     }
 
     if let Some(id) = &raw.instance_id {
@@ -377,11 +399,18 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
     }
 
     let api_token = raw.api_token;
-    if api_token
-        .as_ref()
-        .is_some_and(|t| t.expose_secret().len() < 16)
-    {
-        return invalid("api_token", "must be at least 16 characters".into());
+    if let Some(token) = api_token.as_ref().map(|t| t.expose_secret()) {
+        // HTTP trims a header value's surrounding whitespace, and a token with spaces inside
+        // is hard to send verbatim: such a token would lock the API's own users out.
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return invalid(
+                "api_token",
+                "must not be blank or contain spaces or control characters".into(),
+            );
+        }
+        if token.chars().count() < 16 {
+            return invalid("api_token", "must be at least 16 characters".into());
+        }
     }
 
     let expectations_key = raw.expectations_key;
@@ -428,6 +457,9 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         request_timeout_secs: raw.request_timeout_secs,
         instance_id: raw.instance_id,
         poll_interval: raw.poll_interval,
+        header_read_timeout_secs: raw.header_read_timeout_secs,
+        keepalive_timeout_secs: raw.keepalive_timeout_secs,
+        max_connections: raw.max_connections,
         policy,
         reactions,
         stripe,

@@ -40,6 +40,12 @@ pub(crate) struct RawConfig {
     pub instance_id: Option<String>,
     #[serde(deserialize_with = "parse::de_duration")]
     pub poll_interval: std::time::Duration,
+    #[serde(deserialize_with = "parse::de_seconds")]
+    pub header_read_timeout_secs: u64,
+    #[serde(deserialize_with = "parse::de_seconds")]
+    pub keepalive_timeout_secs: u64,
+    /// `None`: derived from the open-file limit at start-up.
+    pub max_connections: Option<u64>,
 
     pub callbacks: CallbackConfig,
     /// Present (from the file or any email variable) = email is on.
@@ -76,6 +82,9 @@ impl Default for RawConfig {
             request_timeout_secs: 10,
             instance_id: None,
             poll_interval: std::time::Duration::from_millis(500),
+            header_read_timeout_secs: 10,
+            keepalive_timeout_secs: 30,
+            max_connections: None,
             callbacks: CallbackConfig::default(),
             email: None,
             nats: None,

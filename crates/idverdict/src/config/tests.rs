@@ -122,6 +122,15 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         ("IDVERDICT_REQUEST_TIMEOUT_SECS", s("1m"), |c| {
             c.request_timeout_secs == 60
         }),
+        ("IDVERDICT_HEADER_READ_TIMEOUT_SECS", s("3"), |c| {
+            c.header_read_timeout_secs == 3
+        }),
+        ("IDVERDICT_KEEPALIVE_TIMEOUT_SECS", s("2m"), |c| {
+            c.keepalive_timeout_secs == 120
+        }),
+        ("IDVERDICT_MAX_CONNECTIONS", s("500"), |c| {
+            c.max_connections == Some(500)
+        }),
         ("IDVERDICT_API_TOKEN", s("another-token-0123456789"), |c| {
             c.api_token.as_ref().unwrap().expose_secret() == "another-token-0123456789"
         }),
@@ -579,6 +588,18 @@ fn errors_name_the_key_and_the_variable() {
             "`request_timeout_secs` (IDVERDICT_REQUEST_TIMEOUT_SECS)",
         ),
         (
+            &[("IDVERDICT_HEADER_READ_TIMEOUT_SECS", "0")],
+            "`header_read_timeout_secs` (IDVERDICT_HEADER_READ_TIMEOUT_SECS)",
+        ),
+        (
+            &[("IDVERDICT_KEEPALIVE_TIMEOUT_SECS", "0")],
+            "`keepalive_timeout_secs` (IDVERDICT_KEEPALIVE_TIMEOUT_SECS)",
+        ),
+        (
+            &[("IDVERDICT_MAX_CONNECTIONS", "0")],
+            "`max_connections` (IDVERDICT_MAX_CONNECTIONS)",
+        ),
+        (
             &[("IDVERDICT_NO_EMULATOR", "perhaps")],
             "IDVERDICT_NO_EMULATOR",
         ),
@@ -724,6 +745,39 @@ fn file_errors_have_line_column_key_and_variable() {
 
     let err = load_file("listen = [\n", &[]).err().unwrap().to_string();
     assert!(err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn a_blank_or_spaced_api_token_is_refused() {
+    for token in [
+        "                    ",
+        "0123456789 abcdef",
+        "\t0123456789abcdef0",
+        "0123456789abcdef\u{7}",
+    ] {
+        let text = format!(
+            "webhook_secrets = [\"{SECRET}\"]\napi_token = {}\n",
+            toml::Value::String(token.into())
+        );
+        let err = load_file(&text, &[]).err().map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(
+                |e| e.contains("`api_token` (IDVERDICT_API_TOKEN)") && e.contains("blank")
+            ),
+            "{token:?}: {err:?}"
+        );
+    }
+    // Sixteen characters, not sixteen bytes.
+    assert!(load(&[
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+        ("IDVERDICT_API_TOKEN", "ééééééééé")
+    ])
+    .is_err());
+    assert!(load(&[
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+        ("IDVERDICT_API_TOKEN", "éééééééééééééééé")
+    ])
+    .is_ok());
 }
 
 #[test]

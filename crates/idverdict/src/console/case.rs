@@ -323,7 +323,9 @@ pub async fn decide(
     } else {
         format!("{reason} — {details}")
     };
-    let user = record_review(&state, &user_ref, action, signed.email(), Some(&note)).await?;
+    let user = record_review(&state, &user_ref, action, signed.email(), Some(&note))
+        .await?
+        .user;
     state
         .store
         .release_case(&user_ref, signed.session.operator.id, true)

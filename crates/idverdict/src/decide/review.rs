@@ -18,6 +18,20 @@ pub enum ReviewRefused {
     VerifiedSessionHeld,
 }
 
+/// Whether `action` only repeats the verdict the user's state already reflects: an `approve`
+/// or `reject` like the latest review, with nothing changed since (the same current session,
+/// the same attempts). Recording it again would announce the same decision twice, so a repeat
+/// is answered with the user as they are. `allow_retry` never repeats: each one asks for one
+/// more attempt, and a second is refused unless the user is waiting for review again.
+pub fn repeats_latest(stored: &UserRecord, action: ReviewAction) -> bool {
+    action != ReviewAction::AllowRetry
+        && stored.review.as_ref().is_some_and(|latest| {
+            latest.action == action
+                && latest.session_id == stored.view.current_session
+                && latest.attempts_at_review == stored.view.attempts_used
+        })
+}
+
 /// What a reviewer decided.
 #[derive(Debug, Clone, Copy)]
 pub struct ReviewRequest<'a> {
@@ -163,6 +177,54 @@ mod tests {
             "the state did not change"
         );
         assert_eq!(change.decision.unwrap().kind, DecisionType::Approved);
+    }
+
+    #[test]
+    fn a_verdict_like_the_latest_with_nothing_changed_is_a_repeat() {
+        let (session, user) = waiting_for_review();
+        assert!(
+            !repeats_latest(&user, ReviewAction::Reject),
+            "no review yet"
+        );
+        let rejected = review(
+            &user,
+            &[&session],
+            &Checks::default(),
+            ReviewRequest {
+                action: ReviewAction::Reject,
+                reviewer: "alice",
+                note: None,
+            },
+            &Policy::default(),
+            5_000,
+        )
+        .unwrap()
+        .user;
+        assert!(repeats_latest(&rejected, ReviewAction::Reject));
+        assert!(!repeats_latest(&rejected, ReviewAction::Approve));
+        // Something happened since: a new session, or another attempt.
+        let mut moved_on = rejected.clone();
+        moved_on.view.current_session = Some("vs_b".into());
+        assert!(!repeats_latest(&moved_on, ReviewAction::Reject));
+        let mut moved_on = rejected;
+        moved_on.view.attempts_used += 1;
+        assert!(!repeats_latest(&moved_on, ReviewAction::Reject));
+        // Each allow_retry asks for one more attempt: never a repeat.
+        let retried = review(
+            &user,
+            &[&session],
+            &Checks::default(),
+            ReviewRequest {
+                action: ReviewAction::AllowRetry,
+                reviewer: "carol",
+                note: None,
+            },
+            &Policy::default(),
+            6_000,
+        )
+        .unwrap()
+        .user;
+        assert!(!repeats_latest(&retried, ReviewAction::AllowRetry));
     }
 
     #[test]

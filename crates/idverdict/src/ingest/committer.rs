@@ -4,6 +4,7 @@
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Notify};
 
@@ -21,6 +22,8 @@ pub enum CommitError {
     Storage(String),
     #[error("the service is shutting down")]
     ShuttingDown,
+    #[error("storage did not take the event in time")]
+    TooSlow,
 }
 
 type Reply = oneshot::Sender<Result<Receipt, CommitError>>;
@@ -59,29 +62,41 @@ impl IngestLoad {
 #[derive(Clone)]
 pub struct Committer {
     tx: mpsc::Sender<(NewEvent, Reply)>,
+    answer_within: Duration,
 }
 
 impl Committer {
     /// Start the committer task. `committed` is notified after every batch that stored new
     /// events, so the processor can start at once instead of waiting for its next poll.
+    /// `answer_within` bounds how long a delivery waits for its batch (see [`Self::submit`]).
     pub fn spawn(
         store: Store,
         committed: Arc<Notify>,
         load: Arc<IngestLoad>,
+        answer_within: Duration,
     ) -> (Committer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let task = tokio::spawn(run(store, rx, committed, load));
-        (Committer { tx }, task)
+        (Committer { tx, answer_within }, task)
     }
 
-    /// Store one event durably (or learn it was already stored).
+    /// Store one event durably (or learn it was already stored). When the database is slow
+    /// or gone (each batch waits out the pool's connect timeout), a delivery queued behind
+    /// failing batches gets [`CommitError::TooSlow`] within `answer_within` — a clear 503
+    /// before the request deadline turns it into a timeout. Its event may still be stored
+    /// after that; Stripe's retry then finds it a duplicate. Nothing acknowledged is lost.
     pub async fn submit(&self, event: NewEvent) -> Result<Receipt, CommitError> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((event, reply))
+        let stored = async {
+            self.tx
+                .send((event, reply))
+                .await
+                .map_err(|_| CommitError::ShuttingDown)?;
+            answer.await.map_err(|_| CommitError::ShuttingDown)?
+        };
+        tokio::time::timeout(self.answer_within, stored)
             .await
-            .map_err(|_| CommitError::ShuttingDown)?;
-        answer.await.map_err(|_| CommitError::ShuttingDown)?
+            .unwrap_or(Err(CommitError::TooSlow))
     }
 }
 
@@ -110,6 +125,7 @@ async fn run(
         // Two copies of one evt_ in the same batch: the second sees the first's row.
         load.record(events.len());
         let result = store.insert_events(&events, now_ms()).await;
+        store.note_write(result.is_ok());
         match result {
             Ok(receipts) => {
                 let any_new = receipts.contains(&Receipt::New);

@@ -27,14 +27,7 @@ pub async fn receive(
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             state.metrics.webhook_rejected("payload_too_large");
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the body is larger than the limit of {} bytes",
-                    state.body_limit
-                ),
-            )
+            ApiError::too_large(state.body_limit)
         } else {
             state.metrics.webhook_rejected("unreadable_body");
             ApiError::new(
@@ -85,7 +78,7 @@ pub async fn receive(
             "shutting_down",
             "the receiver is shutting down; retry later",
         )),
-        Err(CommitError::Storage(_)) => {
+        Err(CommitError::Storage(_) | CommitError::TooSlow) => {
             state.metrics.webhook_storage_failed();
             Err(ApiError::unavailable(
                 "storage_unavailable",

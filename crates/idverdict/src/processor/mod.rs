@@ -8,7 +8,7 @@ mod checks;
 mod latest;
 mod users;
 
-pub use users::{apply_review, ReviewError};
+pub use users::{apply_review, ReviewError, Reviewed};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::clock;
-use crate::decide::review::{review, ReviewRefused, ReviewRequest};
+use crate::decide::review::{repeats_latest, review, ReviewRefused, ReviewRequest};
 use crate::decide::user::{recompute, Checks, ReviewAction, UserRecord, UserState};
 use crate::decide::{Decision, DecisionType, Policy, Rule, SessionRecord};
 use crate::react::{locale, plan_for, recipient, ReactConfig};
@@ -183,8 +183,20 @@ pub enum ReviewError {
     Store(#[from] StoreError),
 }
 
+/// What a review did.
+#[derive(Debug, Clone)]
+pub struct Reviewed {
+    /// The user after the review.
+    pub user: UserRecord,
+    /// The review repeated the verdict the user's state already reflects
+    /// (`decide::review::repeats_latest`): nothing was recorded or announced.
+    pub repeat: bool,
+}
+
 /// Record a review and apply it: the user's state is recomputed with the review, stored, and
-/// the decision (with reviewer and note) goes to the outbox — one transaction.
+/// the decision (with reviewer and note) goes to the outbox — one transaction. Reviews of one
+/// user are serialised by the user's lock, so of identical ones sent at once the first is the
+/// decision and the others are repeats.
 pub async fn apply_review(
     store: &Store,
     policy: &Policy,
@@ -193,14 +205,23 @@ pub async fn apply_review(
     action: ReviewAction,
     reviewer: &str,
     note: Option<&str>,
-) -> Result<UserRecord, ReviewError> {
-    let now_ms = clock::now_ms();
+) -> Result<Reviewed, ReviewError> {
     let mut tx = store.begin().await?;
     store.lock_users(&mut tx, &[user_ref]).await?;
     let stored = store.load_users(&mut tx, &[user_ref]).await?;
     let Some(old) = stored.get(user_ref) else {
         return Err(ReviewError::UnknownUser);
     };
+    if repeats_latest(old, action) {
+        return Ok(Reviewed {
+            user: old.clone(),
+            repeat: true,
+        });
+    }
+    // Reviews are keyed by user and time: under the lock, a review decided in the same
+    // millisecond as the previous one is recorded a millisecond after it.
+    let latest = store.latest_review_at(&mut tx, user_ref).await?;
+    let now_ms = latest.map_or(clock::now_ms(), |at| clock::now_ms().max(at + 1));
     let sessions = store.load_sessions_of_users(&mut tx, &[user_ref]).await?;
     let sessions: Vec<&SessionRecord> = sessions.iter().collect();
     let checks = load_checks(store, &mut tx, &[user_ref], policy)
@@ -250,5 +271,8 @@ pub async fn apply_review(
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
     crate::metrics::decisions_made(&decisions.iter().map(|d| d.kind).collect::<Vec<_>>());
-    Ok(change.user)
+    Ok(Reviewed {
+        user: change.user,
+        repeat: false,
+    })
 }

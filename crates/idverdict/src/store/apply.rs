@@ -311,7 +311,11 @@ impl Store {
         for id in session_ids {
             query = query.bind(*id);
         }
-        Ok(query.execute(&mut **tx).await?.rows_affected())
+        let purged = query.execute(&mut **tx).await?.rows_affected();
+        if purged > 0 {
+            self.note_erasure();
+        }
+        Ok(purged)
     }
 }
 

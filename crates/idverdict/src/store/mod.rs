@@ -9,9 +9,11 @@ mod apply;
 mod console;
 mod events;
 mod expectations;
+mod health;
 pub mod notify;
 mod open;
 mod reactions;
+pub mod scrub;
 mod sessions;
 mod stats;
 mod sync_state;
@@ -24,6 +26,7 @@ pub use console::{
 };
 pub use events::{ClaimedEvent, NewEvent, Receipt};
 pub use expectations::{CheckRow, DueCheck};
+pub use health::NotReady;
 pub use open::OpenError;
 pub use reactions::{
     AttemptResult, ClaimedReaction, Interrupted, Leases, NextState, ReactionAttemptRow,
@@ -49,7 +52,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("cannot create the database directory: {0}")]
+    #[error("cannot prepare the database file or its directory: {0}")]
     Io(#[from] std::io::Error),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
@@ -111,6 +114,10 @@ pub struct Store {
     /// same pool as `read`.
     write: AnyPool,
     read: AnyPool,
+    /// SQLite only: erasures of personal data still owed a checkpoint (see `scrub`).
+    erasures: Option<std::sync::Arc<scrub::Erasures>>,
+    /// How the latest write went, for readiness (see `health`).
+    health: std::sync::Arc<health::WriteHealth>,
 }
 
 impl Store {
@@ -130,12 +137,29 @@ impl Store {
         let options = AnyConnectOptions::from_str(url)?;
         match backend {
             Backend::Sqlite => {
-                let write = sqlite_pool(1).connect_with(options.clone()).await?;
+                let write = sqlite_pool(1)
+                    .after_release(|conn, _meta| {
+                        Box::pin(async move {
+                            // On a full or read-only disk SQLite rolls a failed transaction
+                            // back by itself; sqlx's ROLLBACK then fails and it still counts
+                            // the transaction as open, so the next "transaction" on this
+                            // connection would be a savepoint whose release commits nothing
+                            // durable — acknowledged events that never reach the disk. Such a
+                            // connection is closed instead of reused. (The trivial query
+                            // waits for a rollback still queued from the drop.)
+                            conn.execute("SELECT 1").await?;
+                            Ok(!sqlx::Connection::is_in_transaction(conn))
+                        })
+                    })
+                    .connect_with(options.clone())
+                    .await?;
                 let read = sqlite_pool(4).connect_with(options).await?;
                 Ok(Store {
                     backend,
                     write,
                     read,
+                    erasures: Some(Default::default()),
+                    health: Default::default(),
                 })
             }
             Backend::Postgres => {
@@ -148,6 +172,8 @@ impl Store {
                     backend,
                     write: pool.clone(),
                     read: pool,
+                    erasures: None,
+                    health: Default::default(),
                 })
             }
         }
@@ -171,6 +197,11 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if self.erasure_pending() {
+            if let Err(error) = self.scrub_wal().await {
+                tracing::warn!(%error, "could not checkpoint the write-ahead log after an erasure");
+            }
+        }
         self.write.close().await;
         self.read.close().await;
     }
@@ -188,9 +219,11 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 // WAL lets readers work beside the writer; synchronous=FULL makes every commit
-                // durable before we acknowledge (the group committer amortises the fsync).
+                // durable before we acknowledge (the group committer amortises the fsync);
+                // secure_delete overwrites what is deleted (redacted data) instead of leaving
+                // it in free pages.
                 conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
                 )
                 .await?;
                 Ok(())
@@ -215,14 +248,18 @@ fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| path.into())
 }
 
-/// Make sure the SQLite file can be created: add `mode=rwc` and create its directory.
+/// Make sure the SQLite file can be created: add `mode=rwc`, create its directory (0700) and
+/// the file itself (0600).
 fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
-    if let Some(parent) = sqlite_path(url)
-        .as_deref()
-        .and_then(std::path::Path::parent)
-    {
-        if !parent.as_os_str().is_empty() {
-            std::fs::create_dir_all(parent)?;
+    if let Some(path) = sqlite_path(url) {
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                crate::owner_only::create_dir(parent)?;
+            }
+        }
+        // Unless the URL asks for an existing file only (`mode=ro`, `mode=rw`).
+        if !url.contains("mode=") || url.contains("mode=rwc") {
+            crate::owner_only::prepare_database_files(&path)?;
         }
     }
     Ok(with_mode(url, "rwc"))

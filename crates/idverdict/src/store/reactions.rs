@@ -547,6 +547,9 @@ impl Store {
                 .await?;
             changed += 1;
         }
+        if changed > 0 {
+            self.note_erasure();
+        }
         Ok(changed)
     }
 }

@@ -156,6 +156,23 @@ impl Store {
         Ok(())
     }
 
+    /// When the user's latest review was recorded.
+    pub(crate) async fn latest_review_at(
+        &self,
+        tx: &mut Tx,
+        user_ref: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        let sql = format!(
+            "SELECT MAX(reviewed_at) AS at FROM user_reviews WHERE user_ref = {}",
+            self.backend.param(1)
+        );
+        let row = sqlx::query(&sql)
+            .bind(user_ref)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>("at")?)
+    }
+
     pub async fn get_user(&self, user_ref: &str) -> Result<Option<UserRecord>, StoreError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE user_ref = $1");
         let row = sqlx::query(&sql)
