@@ -8,21 +8,22 @@
 //! Waits are bounded polls, never timing assertions; the pauses between kills only spread
 //! them over the run.
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
+use common::ServeProcess;
 use idverdict::store::{ReactionFilter, Store};
 use rand::Rng;
 use serde_json::Value;
 use stripe_emulator::{Chaos, EmulatorConfig, EmulatorHandle};
 use test_support::{both_backends, Backend, TestDb};
 
-const BIN: &str = env!("CARGO_BIN_EXE_idverdict");
 const TOKEN: &str = "chaos-api-token-0123456789";
 const KEY: &str = "sk_test_chaos";
 const CALLBACK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -199,7 +200,8 @@ async fn start_receiver() -> (SocketAddr, Arc<Mutex<Callbacks>>) {
 struct Serve {
     envs: Vec<(String, String)>,
     addr: SocketAddr,
-    child: Option<Child>,
+    /// Dropping it kills the child with SIGKILL.
+    process: Option<ServeProcess>,
     http: reqwest::Client,
 }
 
@@ -208,51 +210,30 @@ impl Serve {
         let mut s = Serve {
             envs,
             addr,
-            child: None,
+            process: None,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
         };
         s.spawn().await;
         s
     }
 
+    /// Start the child and wait for its listening line (off the runtime: the emulator keeps
+    /// delivering meanwhile).
     async fn spawn(&mut self) {
-        let child = Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve");
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let up = self
-                .http
-                .get(format!("http://{}/healthz", self.addr))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200);
-            if up {
-                return;
-            }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("serve exited at start-up: {status}");
-            }
-            assert!(Instant::now() < deadline, "serve did not come up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let envs = self.envs.clone();
+        let process = tokio::task::spawn_blocking(move || {
+            let pairs: Vec<(&str, &str)> =
+                envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            ServeProcess::start(&[], &pairs)
+        })
+        .await
+        .expect("start serve");
+        self.process = Some(process);
     }
 
+    /// SIGKILL: no shutdown, requests and deliveries in flight are cut.
     fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("SIGKILL serve");
-            let _ = child.wait();
-        }
+        self.process = None;
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
@@ -265,12 +246,6 @@ impl Serve {
             .expect("request");
         let status = res.status().as_u16();
         (status, res.json().await.unwrap_or(Value::Null))
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -8,30 +8,24 @@
 //!
 //! Waits are bounded polls, never timing assertions.
 
+mod common;
+
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
+use common::{now, ServeProcess, BIN};
 use idverdict::synth::{self, Kind, Spec};
 use serde_json::Value;
 use test_support::{both_backends, Backend, TestDb};
 
-const BIN: &str = env!("CARGO_BIN_EXE_idverdict");
 const SECRET: &str = "whsec_delivery_ops_secret";
 const TOKEN: &str = "delivery-ops-token-0123456789";
 const CALLBACK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// A callback receiver: answers `status` (changeable) and counts arrivals per `webhook-id`.
 #[derive(Clone, Default)]
@@ -73,52 +67,35 @@ impl Receiver {
     }
 }
 
-/// A running `idverdict serve` child, killed when dropped.
+/// A running `idverdict serve` child (killed when dropped) and a client for it.
 struct Serve {
-    child: Child,
+    /// Held for its life: dropping it kills the child.
+    _process: ServeProcess,
     base: String,
     http: reqwest::Client,
 }
 
 impl Serve {
     /// Start on a free port with these variables (plus the secret, the token and the
-    /// database), and wait until it answers.
+    /// database).
     async fn start(db: &TestDb, data: &str, envs: &[(&str, &str)]) -> Serve {
-        let addr: SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap();
-        let child = Command::new(BIN)
-            .arg("serve")
-            .env_clear()
-            .env("IDVERDICT_LISTEN", addr.to_string())
-            .env("DATABASE_URL", &db.url)
-            .env("IDVERDICT_DATA_DIR", db.dir.path().join(data))
-            .env("STRIPE_WEBHOOK_SECRET", SECRET)
-            .env("IDVERDICT_API_TOKEN", TOKEN)
-            .env("IDVERDICT_ALLOW_PRIVATE_TARGETS", "on")
-            .env("IDVERDICT_CALLBACK_SECRETS", CALLBACK_SECRET)
-            .envs(envs.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve");
-        let s = Serve {
-            child,
-            base: format!("http://{addr}"),
+        let data = db.dir.path().join(data).display().to_string();
+        let mut all = vec![
+            ("IDVERDICT_LISTEN", "127.0.0.1:0"),
+            ("DATABASE_URL", db.url.as_str()),
+            ("IDVERDICT_DATA_DIR", data.as_str()),
+            ("STRIPE_WEBHOOK_SECRET", SECRET),
+            ("IDVERDICT_API_TOKEN", TOKEN),
+            ("IDVERDICT_ALLOW_PRIVATE_TARGETS", "on"),
+            ("IDVERDICT_CALLBACK_SECRETS", CALLBACK_SECRET),
+        ];
+        all.extend_from_slice(envs);
+        let process = ServeProcess::start(&[], &all);
+        Serve {
+            base: process.base.clone(),
+            _process: process,
             http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        };
-        let deadline = Instant::now() + PATIENCE;
-        while !s
-            .http
-            .get(format!("{}/healthz", s.base))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            assert!(Instant::now() < deadline, "serve did not come up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        s
     }
 
     async fn deliver(&self, body: &[u8]) -> u16 {
@@ -174,18 +151,12 @@ impl Serve {
     }
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `idverdict <args>` against the same database; (success, stdout, stderr).
 fn cli(db: &TestDb, envs: &[(&str, &str)], args: &[&str]) -> (bool, String, String) {
     let out = Command::new(BIN)
         .args(args)
         .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", &db.url)
         .env("IDVERDICT_DATA_DIR", db.dir.path().join("cli"))
         .env("STRIPE_WEBHOOK_SECRET", SECRET)
