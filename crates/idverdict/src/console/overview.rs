@@ -60,6 +60,11 @@ pub async fn page(State(state): State<AppState>, signed: Signed) -> Result<Respo
         .collect();
     let (queue_length, oldest) = store.review_queue_summary().await?;
 
+    // This instance's counts of the last seconds first, so a delivery just made shows up
+    // (other instances' arrive with their next periodic flush).
+    if let Err(error) = state.metrics.tally.flush(store).await {
+        tracing::warn!(%error, "cannot store the webhook counts before the overview");
+    }
     let since_hour = (now_secs() - 86_400) / 3600 * 3600;
     let mut webhooks: Vec<Count> = Vec::new();
     let mut signature_rejections = 0;
