@@ -62,6 +62,8 @@ pub enum StartError {
     Stripe(#[from] crate::stripe_api::StripeApiError),
     #[error("cannot start the reactions dispatcher: {0}")]
     Reactions(#[from] crate::react::ReactError),
+    #[error("cannot keep this instance's id: {0}")]
+    InstanceId(crate::config::ConfigError),
     #[error("cannot create the development console operator: {0}")]
     DevOperator(String),
     #[error("invalid expectations key: {0}")]
@@ -76,6 +78,8 @@ pub struct App {
     committer_task: tokio::task::JoinHandle<()>,
     processor: Processor,
     dispatcher: crate::react::Dispatcher,
+    /// PostgreSQL: the database to listen on and what to wake (`store::notify`).
+    listen: Option<(String, crate::store::notify::Wakers)>,
     /// Periodic reconciliation with Stripe's events list: (job, interval, look-back).
     reconciler: Option<(crate::reconcile::Reconciler, Duration, Duration)>,
     /// Webhook counts on their way to `webhook_stats` (the console's overview).
@@ -139,8 +143,20 @@ impl App {
                     s.reconcile_since,
                 )
             });
-        let dispatcher =
-            crate::react::Dispatcher::new(store.clone(), config.reactions.clone()).await?;
+        let dispatcher = crate::react::Dispatcher::new(store.clone(), config.reactions.clone())
+            .await?
+            .with_instance(config.instance_id().map_err(StartError::InstanceId)?)
+            .with_poll_interval(config.poll_interval);
+        // PostgreSQL: other instances (and CLI commands) tell this one about new work.
+        let listen = (store.backend() == crate::store::Backend::Postgres).then(|| {
+            (
+                config.database_url.clone(),
+                crate::store::notify::Wakers {
+                    events: wake.clone(),
+                    reactions: dispatcher.waker(),
+                },
+            )
+        });
         if let Some(dev) = &config.dev_operator {
             crate::console::passwords::ensure_dev_operator(&store, dev)
                 .await
@@ -192,9 +208,11 @@ impl App {
             store: store.clone(),
             committer_task,
             processor: Processor::new(store, policy, reactions, wake, load, dispatcher.waker())
+                .with_poll_interval(config.poll_interval)
                 .with_stripe(stripe.clone())
                 .with_expectations_key(expectations_key),
             dispatcher,
+            listen,
             reconciler,
             tally,
             limits,
@@ -229,6 +247,13 @@ impl App {
             self.store.clone(),
             processor_stopped.clone(),
         ));
+        let listener = self.listen.map(|(url, wakers)| {
+            tokio::spawn(crate::store::notify::forward(
+                url,
+                wakers,
+                processor_stopped.clone(),
+            ))
+        });
         let dispatcher = tokio::spawn(self.dispatcher.run(processor_stopped));
         crate::connections::serve(self.listener, self.router, self.limits, shutdown).await;
         // The router (and with it every Committer handle) is gone: the committer drains its
@@ -239,6 +264,9 @@ impl App {
         let _ = dispatcher.await;
         let _ = scrubber.await;
         let _ = gauges.await;
+        if let Some(listener) = listener {
+            let _ = listener.await;
+        }
         if let Some(reconcile) = reconcile {
             let _ = reconcile.await;
         }

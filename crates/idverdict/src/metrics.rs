@@ -38,6 +38,11 @@ pub const REVIEW_QUEUE_OLDEST_AGE: &str = "idverdict_review_queue_oldest_age_sec
 pub const RECONCILE_RUNS: &str = "idverdict_reconcile_runs_total";
 pub const RECONCILE_INGESTED: &str = "idverdict_reconcile_ingested_total";
 pub const STORE_SIZE: &str = "idverdict_store_size_bytes";
+pub const NOTIFICATIONS_RECEIVED: &str = "idverdict_notifications_received_total";
+pub const REACTIONS_RECLAIMED: &str = "idverdict_reactions_reclaimed_total";
+pub const CALLBACK_TARGET_PAUSES: &str = "idverdict_callback_target_pauses_total";
+pub const CALLBACK_TARGETS_PAUSED: &str = "idverdict_callback_targets_paused";
+pub const REACTIONS_HELD: &str = "idverdict_reactions_held";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -78,6 +83,12 @@ pub const REJECTION_REASONS: [&str; 10] = [
     "not_an_event",
     "payload_too_large",
     "unreadable_body",
+];
+
+/// The `LISTEN`/`NOTIFY` channels (PostgreSQL), as `store::notify` names them.
+pub const NOTIFY_CHANNELS: [&str; 2] = [
+    crate::store::notify::EVENTS,
+    crate::store::notify::REACTIONS,
 ];
 
 /// What a reaction attempt ended in.
@@ -199,6 +210,36 @@ pub const SERIES: &[Series] = &[
         labels: &[],
         help: "Size of the database in bytes (the SQLite file, or the PostgreSQL database).",
     },
+    Series {
+        name: NOTIFICATIONS_RECEIVED,
+        kind: Kind::Counter,
+        labels: &["channel"],
+        help: "PostgreSQL notifications received that new work is stored (idverdict_events, idverdict_reactions), from this or another instance or a CLI command.",
+    },
+    Series {
+        name: REACTIONS_RECLAIMED,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Claimed reactions taken back because their attempt's result was never recorded (a crash, or a lease that ran out); each is sent again with the same id.",
+    },
+    Series {
+        name: CALLBACK_TARGET_PAUSES,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Times a callback URL was paused after failing for callbacks.pause_after.",
+    },
+    Series {
+        name: CALLBACK_TARGETS_PAUSED,
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "Callback URLs paused now: not tried until `idverdict reactions targets enable URL`.",
+    },
+    Series {
+        name: REACTIONS_HELD,
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "Reactions queued for a paused callback URL (kept, sent once it is enabled).",
+    },
 ];
 
 /// Seconds, for request and batch durations.
@@ -293,8 +334,13 @@ fn register_all(webhook_path: &str) {
         WEBHOOKS_STORAGE_FAILED,
         EVENTS_PROCESSED,
         RECONCILE_INGESTED,
+        REACTIONS_RECLAIMED,
+        CALLBACK_TARGET_PAUSES,
     ] {
         counter!(name).increment(0);
+    }
+    for channel in NOTIFY_CHANNELS {
+        counter!(NOTIFICATIONS_RECEIVED, "channel" => channel).increment(0);
     }
     for reason in REJECTION_REASONS {
         counter!(WEBHOOKS_REJECTED, "reason" => reason).increment(0);
@@ -319,6 +365,8 @@ fn register_all(webhook_path: &str) {
         REVIEW_QUEUE_LENGTH,
         REVIEW_QUEUE_OLDEST_AGE,
         STORE_SIZE,
+        CALLBACK_TARGETS_PAUSED,
+        REACTIONS_HELD,
     ] {
         gauge!(name).increment(0.0);
     }
@@ -378,6 +426,23 @@ pub fn reaction_attempt(
     }
 }
 
+/// A `LISTEN`/`NOTIFY` notification arrived on `channel`.
+pub fn notification_received(channel: &str) {
+    if let Some(known) = NOTIFY_CHANNELS.iter().find(|c| **c == channel) {
+        counter!(NOTIFICATIONS_RECEIVED, "channel" => *known).increment(1);
+    }
+}
+
+/// Claims taken back after their attempt was interrupted.
+pub fn reactions_reclaimed(n: u64) {
+    counter!(REACTIONS_RECLAIMED).increment(n);
+}
+
+/// Callback URLs paused now.
+pub fn callback_targets_paused(n: usize) {
+    counter!(CALLBACK_TARGET_PAUSES).increment(n as u64);
+}
+
 pub fn reconcile_run(ingested: Option<u64>) {
     match ingested {
         Some(n) => {
@@ -402,6 +467,8 @@ pub async fn refresh_store_gauges(store: &Store) -> Result<(), crate::store::Sto
     gauge!(REACTIONS_EXHAUSTED).set(stats.exhausted_reactions as f64);
     gauge!(REVIEW_QUEUE_LENGTH).set(stats.review_queue as f64);
     gauge!(REVIEW_QUEUE_OLDEST_AGE).set(age(stats.oldest_review_since_ms));
+    gauge!(CALLBACK_TARGETS_PAUSED).set(stats.paused_callback_targets as f64);
+    gauge!(REACTIONS_HELD).set(stats.held_reactions as f64);
     if let Some(bytes) = stats.size_bytes {
         gauge!(STORE_SIZE).set(bytes as f64);
     }

@@ -18,9 +18,9 @@ use common::*;
 use futures::StreamExt;
 use idverdict::clock::now_ms;
 use idverdict::decide::{Decision, NextStep, UserState};
-use idverdict::react::config::{EmailConfig, NatsConfig, TlsMode};
+use idverdict::react::config::{EmailConfig, NatsConfig, NatsMode, TlsMode};
 use idverdict::react::{plan, Dispatcher, NewReaction, ReactConfig, ReactionKind};
-use idverdict::store::{ReactionFilter, ReactionRow, Redeliver, Store};
+use idverdict::store::{Leases, ReactionFilter, ReactionRow, Redeliver, Store};
 use idverdict::synth::{self, Kind, Spec};
 use stripe_webhook::ErrorCode;
 
@@ -638,6 +638,8 @@ async fn nats_subscriber_receives_the_decision(backend: Backend) {
         nats: Some(NatsConfig {
             url: "nats://127.0.0.1:4222".into(),
             subject_prefix: prefix.clone(),
+            mode: NatsMode::Core,
+            ..Default::default()
         }),
         ..Default::default()
     };
@@ -680,6 +682,7 @@ async fn a_down_bus_does_not_stop_the_dispatcher() {
         nats: Some(NatsConfig {
             url: "nats://127.0.0.1:1".into(),
             subject_prefix: "idvtest_down".into(),
+            ..Default::default()
         }),
         ..Default::default()
     };
@@ -697,6 +700,15 @@ async fn a_down_bus_does_not_stop_the_dispatcher() {
 
 // ------------------------------------------------------------- durability
 
+/// Leases that cannot run out during a test.
+fn hour_leases() -> Leases {
+    Leases {
+        callback_ms: 3_600_000,
+        email_ms: 3_600_000,
+        nats_ms: 3_600_000,
+    }
+}
+
 async fn outbox_survives_restart_and_crashed_claims(backend: Backend) {
     let db = TestDb::new(backend).await;
     let (addr, receiver) = start_receiver(vec![], Reply::Status(200)).await;
@@ -709,19 +721,21 @@ async fn outbox_survives_restart_and_crashed_claims(backend: Backend) {
             let d = decision("verified", &format!("vs_dur{i}"), &format!("user_dur{i}"));
             all.extend(enqueue(&store, &d, None, &config).await);
         }
-        // A dispatcher that claimed ten and crashed (short lease, never recorded).
+        // This instance claimed ten and crashed before recording anything; the leases are
+        // long, so only taking its own claims back explains their delivery below.
         let claimed = store
-            .claim_reactions(10, now_ms(), 200)
+            .claim_reactions(10, now_ms(), &hour_leases(), "idv-durable")
             .await
             .expect("claim");
         assert_eq!(claimed.len(), 10);
         store.close().await;
     }
-    // Second life: the dispatcher runs as `serve` runs it.
+    // Second life: the same instance's dispatcher runs as `serve` runs it.
     let store = db.store().await;
     let dispatcher = Dispatcher::new(store.clone(), config.clone())
         .await
-        .expect("dispatcher");
+        .expect("dispatcher")
+        .with_instance("idv-durable");
     let waker = dispatcher.waker();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(dispatcher.run(stopped));

@@ -3,15 +3,21 @@
 //! - `idverdict reactions list [--state pending|sending|delivered|exhausted|canceled] [--user REF] [--limit N] [--json]`
 //! - `idverdict reactions show ID [--json]` (the reaction and every attempt)
 //! - `idverdict reactions redeliver ID` / `idverdict reactions redeliver --all-exhausted`
+//! - `idverdict reactions targets list [--json]` (each callback URL: healthy, failing or
+//!   paused, and how many reactions wait for it) / `idverdict reactions targets enable URL`
 //!
-//! Redelivery only resets rows in the database (due now, fresh retry schedule); the running
-//! `serve` dispatcher picks them up within its poll interval.
+//! Redelivery and enabling only change rows in the database (due now, fresh retry schedule);
+//! a running `serve` hears of it at once on PostgreSQL (`NOTIFY`), else within its poll
+//! interval.
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use idverdict::clock::now_ms;
 use idverdict::react::masked_target;
-use idverdict::store::{ReactionAttemptRow, ReactionFilter, ReactionRow, Redeliver, Store};
+use idverdict::store::{
+    CallbackTarget, Enabled, ReactionAttemptRow, ReactionFilter, ReactionRow, Redeliver, Store,
+    TargetState,
+};
 
 use crate::time::rfc3339_ms;
 
@@ -55,12 +61,34 @@ pub enum ReactionsCommand {
         #[arg(long)]
         all_exhausted: bool,
     },
+    /// Callback URLs: their health, and resuming one that was paused.
+    Targets {
+        #[command(subcommand)]
+        command: TargetsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TargetsCommand {
+    /// Each callback URL: healthy, failing (since when, last error) or paused, and how many
+    /// reactions wait for it.
+    List {
+        /// A JSON array instead of a table (times as unix milliseconds).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resume a paused callback URL: its queued reactions (and those that used up their
+    /// retries while it was failing) go out at once, with a fresh retry schedule.
+    Enable {
+        /// The URL, exactly as in callbacks.urls.
+        url: String,
+    },
 }
 
 pub async fn run(args: ReactionsArgs) -> anyhow::Result<()> {
     let config = super::load_config(&args.config, &[])?;
     let store = super::open_store(&config).await?;
-    let result = command(&store, args.command).await;
+    let result = command(&store, &config.reactions.callbacks.urls, args.command).await;
     store.close().await;
     if result.is_ok() && !config.reactions.any_channel() {
         // stderr, so that `--json` output stays parseable.
@@ -71,7 +99,11 @@ pub async fn run(args: ReactionsArgs) -> anyhow::Result<()> {
     result
 }
 
-async fn command(store: &Store, command: ReactionsCommand) -> anyhow::Result<()> {
+async fn command(
+    store: &Store,
+    configured: &[String],
+    command: ReactionsCommand,
+) -> anyhow::Result<()> {
     match command {
         ReactionsCommand::List {
             state,
@@ -88,13 +120,63 @@ async fn command(store: &Store, command: ReactionsCommand) -> anyhow::Result<()>
                     limit: Some(limit),
                 })
                 .await?;
+            let paused: Vec<CallbackTarget> = store
+                .callback_targets(configured)
+                .await?
+                .into_iter()
+                .filter(|t| t.state == TargetState::Paused)
+                .collect();
+            let is_paused = |row: &ReactionRow| {
+                row.kind == "callback" && paused.iter().any(|t| t.url == row.target)
+            };
             if json {
-                let rows: Vec<serde_json::Value> = rows.iter().map(public).collect();
+                let rows: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|row| {
+                        let mut v = public(row);
+                        v["target_paused"] = is_paused(row).into();
+                        v
+                    })
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                print_table(&rows);
+                for t in &paused {
+                    println!(
+                        "PAUSED callback URL {} since {} ({} reaction(s) held): `idverdict reactions targets enable {}` resumes it",
+                        t.url,
+                        t.paused_at_ms.map(rfc3339_ms).unwrap_or_default(),
+                        t.waiting,
+                        t.url
+                    );
+                }
+                print_table(&rows, &is_paused);
             }
         }
+        ReactionsCommand::Targets {
+            command: TargetsCommand::List { json },
+        } => {
+            let targets = store.callback_targets(configured).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&targets)?);
+            } else {
+                print_targets(&targets);
+            }
+        }
+        ReactionsCommand::Targets {
+            command: TargetsCommand::Enable { url },
+        } => match store.enable_callback_target(&url, now_ms()).await? {
+            Enabled::Resumed(requeued) => println!(
+                "{url} enabled: {} waiting and {} exhausted reaction(s) queued for delivery now",
+                requeued.pending, requeued.exhausted
+            ),
+            Enabled::NotPaused(state) => bail!("{url} is not paused (it is {})", state.as_str()),
+            Enabled::Unknown if configured.contains(&url) => {
+                bail!("{url} is not paused (it is healthy)")
+            }
+            Enabled::Unknown => bail!(
+                "{url} is not a callback URL idverdict knows (see `idverdict reactions targets list`)"
+            ),
+        },
         ReactionsCommand::Show { id, json } => {
             let Some(row) = store.get_reaction(&id).await? else {
                 bail!("no reaction {id}");
@@ -153,7 +235,37 @@ fn mask_target(row: &ReactionRow) -> String {
     masked_target(&row.kind, &row.target)
 }
 
-fn print_table(rows: &[ReactionRow]) {
+fn print_targets(targets: &[CallbackTarget]) {
+    println!(
+        "{:<9} {:>7} {:<24} {:<40} LAST ERROR",
+        "STATE", "WAITING", "SINCE", "URL"
+    );
+    for t in targets {
+        let since = match t.state {
+            TargetState::Paused => t.paused_at_ms,
+            TargetState::Failing => t.failing_since_ms,
+            TargetState::Healthy => None,
+        };
+        let url = if t.configured {
+            t.url.clone()
+        } else {
+            format!("{} (not configured)", t.url)
+        };
+        println!(
+            "{:<9} {:>7} {:<24} {:<40} {}",
+            t.state.as_str(),
+            t.waiting,
+            since.map(rfc3339_ms).unwrap_or_else(|| "-".into()),
+            url,
+            t.last_error.as_deref().unwrap_or("")
+        );
+    }
+    if targets.is_empty() {
+        println!("(no callback URLs)");
+    }
+}
+
+fn print_table(rows: &[ReactionRow], is_paused: &dyn Fn(&ReactionRow) -> bool) {
     println!(
         "{:<27} {:<8} {:<9} {:>3} {:<20} {:<16} {:<24} {:<30} LAST ERROR",
         "ID", "KIND", "STATE", "TRY", "DECISION", "USER", "CREATED", "TARGET"
@@ -167,7 +279,12 @@ fn print_table(rows: &[ReactionRow]) {
             "{:<27} {:<8} {:<9} {:>3} {:<20} {:<16} {:<24} {:<30} {}",
             r.id,
             r.kind,
-            r.state,
+            // Queued for a paused URL: not tried until it is enabled.
+            if waiting(r) && is_paused(r) {
+                "held"
+            } else {
+                r.state.as_str()
+            },
             r.attempts,
             r.decision,
             r.user_ref.as_deref().unwrap_or("-"),

@@ -6,6 +6,7 @@ pub mod error;
 mod health;
 pub(crate) mod reviews;
 mod sessions;
+mod targets;
 mod user_sessions;
 mod users;
 
@@ -24,6 +25,8 @@ pub fn app_routes(state: AppState) -> Router<AppState> {
         .route("/v1/users/{user_ref}", get(users::get_user))
         .route("/v1/reviews", get(reviews::queue))
         .route("/v1/reviews/{user_ref}", post(reviews::submit))
+        .route("/v1/reactions/targets", get(targets::list))
+        .route("/v1/reactions/targets/enable", post(targets::enable))
         .route(
             "/v1/users/{user_ref}/verification_sessions",
             post(user_sessions::create),

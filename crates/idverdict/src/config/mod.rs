@@ -26,6 +26,7 @@ mod warnings;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The secret type of every credential setting, and the trait that reads one on purpose.
 pub use secrecy::{ExposeSecret, SecretString};
@@ -62,6 +63,11 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Per-request deadline; slow clients (e.g. a body trickling in) are cut off.
     pub request_timeout_secs: u64,
+    /// This instance's name in the reactions it claims (`None`: the one kept in the data
+    /// directory, see [`Config::instance_id`]).
+    pub instance_id: Option<String>,
+    /// How often idle workers look for work nobody told them about.
+    pub poll_interval: std::time::Duration,
     /// A request head must be complete within this of the connection opening (or of its
     /// first byte after an idle spell).
     pub header_read_timeout_secs: u64,
@@ -115,6 +121,8 @@ impl std::fmt::Debug for Config {
             .field("data_dir", &self.data_dir)
             .field("log_format", &self.log_format)
             .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("instance_id", &self.instance_id)
+            .field("poll_interval", &self.poll_interval)
             .field("header_read_timeout_secs", &self.header_read_timeout_secs)
             .field("keepalive_timeout_secs", &self.keepalive_timeout_secs)
             .field("max_connections", &self.max_connections)
@@ -260,6 +268,30 @@ impl Config {
     }
 }
 
+/// The file keeping a generated instance id across restarts.
+pub const INSTANCE_ID_FILE: &str = "instance-id";
+
+impl Config {
+    /// This instance's id: `instance_id` when configured, else the one generated on the
+    /// first start and kept in `<data_dir>/instance-id` (so a restarted instance knows which
+    /// reactions it had claimed when it died).
+    pub fn instance_id(&self) -> Result<String, ConfigError> {
+        if let Some(id) = &self.instance_id {
+            return Ok(id.clone());
+        }
+        let dir = &self.data_dir;
+        let failed = |source| ConfigError::DataDir {
+            path: dir.clone(),
+            source,
+        };
+        crate::owner_only::create_dir(dir).map_err(failed)?;
+        read_or_create(&dir.join(INSTANCE_ID_FILE), || {
+            format!("idv-{}", random_token(12).to_lowercase())
+        })
+        .map_err(failed)
+    }
+}
+
 /// The database when none is configured: a SQLite file in the data directory.
 pub fn default_database_url(data_dir: &Path) -> String {
     format!("sqlite://{}", data_dir.join("idverdict.db").display())
@@ -342,6 +374,19 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         return invalid("max_connections", "must be between 1 and 65536".into());
     }
 
+    if let Some(id) = &raw.instance_id {
+        let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if id.is_empty() || id.len() > 64 || !id.chars().all(valid) {
+            return invalid(
+                "instance_id",
+                format!("`{id}` must be 1 to 64 letters, digits, `-`, `_` or `.`"),
+            );
+        }
+    }
+    if !(Duration::from_millis(10)..=Duration::from_secs(3600)).contains(&raw.poll_interval) {
+        return invalid("poll_interval", "must be between 10ms and 1h".into());
+    }
+
     let policy = crate::decide::Policy::from_toml(raw.policy.as_ref())
         .map_err(|e| SettingError::new(e.key, e.message))?;
 
@@ -410,6 +455,8 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         data_dir: raw.data_dir,
         log_format: raw.log_format,
         request_timeout_secs: raw.request_timeout_secs,
+        instance_id: raw.instance_id,
+        poll_interval: raw.poll_interval,
         header_read_timeout_secs: raw.header_read_timeout_secs,
         keepalive_timeout_secs: raw.keepalive_timeout_secs,
         max_connections: raw.max_connections,

@@ -150,6 +150,12 @@ pub fn de_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     d.deserialize_any(V)
 }
 
+/// `pause_after = "3d"` (a duration with its unit, as in the environment).
+pub fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text: String = serde::Deserialize::deserialize(d)?;
+    parse_duration(&text).map_err(de::Error::custom)
+}
+
 /// `allow_private_targets = true` or `= "on"`.
 pub fn de_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     struct V;

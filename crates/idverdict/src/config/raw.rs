@@ -36,6 +36,10 @@ pub(crate) struct RawConfig {
     pub log_format: LogFormat,
     #[serde(deserialize_with = "parse::de_seconds")]
     pub request_timeout_secs: u64,
+    /// `None`: generated once and kept in the data directory.
+    pub instance_id: Option<String>,
+    #[serde(deserialize_with = "parse::de_duration")]
+    pub poll_interval: std::time::Duration,
     #[serde(deserialize_with = "parse::de_seconds")]
     pub header_read_timeout_secs: u64,
     #[serde(deserialize_with = "parse::de_seconds")]
@@ -76,6 +80,8 @@ impl Default for RawConfig {
             data_dir: PathBuf::from(".idverdict"),
             log_format: LogFormat::Human,
             request_timeout_secs: 10,
+            instance_id: None,
+            poll_interval: std::time::Duration::from_millis(500),
             header_read_timeout_secs: 10,
             keepalive_timeout_secs: 30,
             max_connections: None,

@@ -37,6 +37,9 @@ pub struct CallbackConfig {
     pub secrets: Vec<SecretString>,
     #[serde(deserialize_with = "parse::de_seconds")]
     pub timeout_secs: u64,
+    /// A URL whose every attempt has failed for this long is paused (zero: never).
+    #[serde(deserialize_with = "parse::de_duration")]
+    pub pause_after: Duration,
 }
 
 impl Default for CallbackConfig {
@@ -45,6 +48,7 @@ impl Default for CallbackConfig {
             urls: Vec::new(),
             secrets: Vec::new(),
             timeout_secs: 10,
+            pause_after: Duration::from_secs(3 * 86_400),
         }
     }
 }
@@ -154,12 +158,41 @@ impl std::fmt::Debug for EmailConfig {
     }
 }
 
+/// How messages go onto the bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NatsMode {
+    /// JetStream publish; delivered once the stream acknowledged it.
+    #[default]
+    JetStream,
+    /// Core publish: delivered once flushed to the server, which keeps nothing.
+    Core,
+}
+
+impl std::str::FromStr for NatsMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<NatsMode, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "jetstream" => Ok(NatsMode::JetStream),
+            "core" => Ok(NatsMode::Core),
+            _ => Err(format!("`{s}` is not jetstream or core")),
+        }
+    }
+}
+
 /// `[nats]`.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
     pub url: String,
     pub subject_prefix: String,
+    #[serde(deserialize_with = "parse::de_choice")]
+    pub mode: NatsMode,
+    /// A stream to create over `{subject_prefix}.>` when it does not exist.
+    pub stream: Option<String>,
+    /// The created stream's deduplication window.
+    #[serde(deserialize_with = "parse::de_duration")]
+    pub duplicate_window: Duration,
 }
 
 impl Default for NatsConfig {
@@ -167,7 +200,17 @@ impl Default for NatsConfig {
         NatsConfig {
             url: String::new(),
             subject_prefix: "idverdict".to_string(),
+            mode: NatsMode::default(),
+            stream: None,
+            duplicate_window: Duration::from_secs(3600),
         }
+    }
+}
+
+impl NatsConfig {
+    /// Every subject idverdict publishes to: `{prefix}.>`.
+    pub fn subjects(&self) -> String {
+        format!("{}.>", self.subject_prefix)
     }
 }
 
@@ -177,6 +220,9 @@ impl std::fmt::Debug for NatsConfig {
         f.debug_struct("NatsConfig")
             .field("url", &crate::store::redact_url(&self.url))
             .field("subject_prefix", &self.subject_prefix)
+            .field("mode", &self.mode)
+            .field("stream", &self.stream)
+            .field("duplicate_window", &self.duplicate_window)
             .finish()
     }
 }
@@ -313,6 +359,23 @@ impl ReactConfig {
                     "nats.subject_prefix".into(),
                     format!("`{prefix}` must be dot-separated tokens of letters, digits, - and _"),
                 );
+            }
+            if let Some(stream) = &nats.stream {
+                if !valid_token(stream) || stream.len() > 255 {
+                    return invalid(
+                        "nats.stream".into(),
+                        format!("`{stream}` must be a name of letters, digits, - and _"),
+                    );
+                }
+                if nats.mode == NatsMode::Core {
+                    return invalid(
+                        "nats.stream".into(),
+                        "is a JetStream stream: it needs nats.mode = jetstream".into(),
+                    );
+                }
+            }
+            if nats.duplicate_window < Duration::from_secs(1) {
+                return invalid("nats.duplicate_window".into(), "must be at least 1s".into());
             }
         }
         let schedule = self.delivery.schedule_durations()?;

@@ -21,6 +21,8 @@ pub enum Kind {
     Secrets,
     /// Comma-separated (TOML: a list).
     List,
+    /// A duration with its unit (`250ms`, `5s`, `3d`).
+    Duration,
     /// Comma-separated durations with units (`5s,5m`).
     Durations,
     /// A number of seconds, or a duration with a unit (`300`, `5m`).
@@ -46,6 +48,7 @@ impl Kind {
             Kind::Secret => "secret".into(),
             Kind::Secrets => "secrets, comma list".into(),
             Kind::List => "comma list".into(),
+            Kind::Duration => "duration".into(),
             Kind::Durations => "durations, comma list".into(),
             Kind::Seconds => "seconds".into(),
             Kind::Number => "number".into(),
@@ -170,6 +173,9 @@ macro_rules! parser {
     (List) => {
         parse::parse_strings
     };
+    (Duration) => {
+        parse::parse_duration
+    };
     (Durations) => {
         parse::parse_durations
     };
@@ -279,6 +285,13 @@ pub static SETTINGS: &[Setting] = &[
     setting!(key: "log_format", env: "IDVERDICT_LOG_FORMAT", Choice(&["human", "json"]), Is("human"),
         "Log lines on stderr. Verbosity: `IDVERDICT_LOG=debug` (an `EnvFilter`).",
         |c, v| c.log_format = v),
+    setting!(key: "instance_id", env: "IDVERDICT_INSTANCE_ID", Text,
+        Note("generated once, kept in `<data_dir>/instance-id`"),
+        "This instance's name in the reactions it claims: after a crash it takes its own claims back at once instead of waiting for their lease. Each instance on one PostgreSQL database needs its own (a data dir of its own, or this).",
+        |c, v| c.instance_id = Some(v)),
+    setting!(key: "poll_interval", env: "IDVERDICT_POLL_INTERVAL", Duration, Is("500ms"),
+        "How often idle workers look for events and reactions nobody told them about (10ms to 1h). On PostgreSQL, instances tell each other at once (`LISTEN`/`NOTIFY`): this is the fallback.",
+        |c, v| c.poll_interval = v),
     // ------------------------------------------------------------------ the command line
     setting!(env: "IDVERDICT_CONFIG", Path, Note("none"),
         "The TOML file (`--config`)."),
@@ -356,6 +369,9 @@ pub static SETTINGS: &[Setting] = &[
     setting!(key: "callbacks.timeout_secs", env: "IDVERDICT_CALLBACK_TIMEOUT_SECS", Seconds, Is("10"),
         "Per request (1 to 300).",
         |c, v| c.callbacks.timeout_secs = v),
+    setting!(key: "callbacks.pause_after", env: "IDVERDICT_CALLBACK_PAUSE_AFTER", Duration, Is("3d"),
+        "Pause a callback URL that has failed every attempt for this long: its reactions stay queued, untried, until `idverdict reactions targets enable URL` (`0s`: never pause).",
+        |c, v| c.callbacks.pause_after = v),
     // ------------------------------------------------------------------ [email]
     setting!(key: "email.host", env: "IDVERDICT_SMTP_HOST", Text, Note("none (no email)"),
         "SMTP server. Any `[email]` key or `IDVERDICT_SMTP_*`/`IDVERDICT_EMAIL_*` variable turns email on.",
@@ -399,6 +415,15 @@ pub static SETTINGS: &[Setting] = &[
     setting!(key: "nats.subject_prefix", env: "IDVERDICT_NATS_SUBJECT_PREFIX", Text, Is("idverdict"),
         "Dot-separated tokens of letters, digits, `-` and `_`.",
         |c, v| c.nats().subject_prefix = v),
+    setting!(key: "nats.mode", env: "IDVERDICT_NATS_MODE", Choice(&["jetstream", "core"]), Is("jetstream"),
+        "`jetstream`: publish to a JetStream stream and count a message delivered only on the stream's acknowledgement (`Nats-Msg-Id` deduplicates resends). `core`: fire-and-forget core publish (delivered once flushed to the server; lost if no subscriber is listening).",
+        |c, v| c.nats().mode = v),
+    setting!(key: "nats.stream", env: "IDVERDICT_NATS_STREAM", Text, Note("none"),
+        "A JetStream stream idverdict creates over `{prefix}.>` if it does not exist. Unset: a stream must already capture the subjects, else each message fails at once, naming this setting.",
+        |c, v| c.nats().stream = Some(v)),
+    setting!(key: "nats.duplicate_window", env: "IDVERDICT_NATS_DUPLICATE_WINDOW", Duration, Is("1h"),
+        "The deduplication window of the stream idverdict creates (`nats.stream`): a message resent within it is stored once.",
+        |c, v| c.nats().duplicate_window = v),
     // ------------------------------------------------------------------ [delivery]
     setting!(key: "delivery.schedule", env: "IDVERDICT_RETRY_SCHEDULE", Durations,
         Is("5s,5m,30m,2h,5h,10h,10h"),

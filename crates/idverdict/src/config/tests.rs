@@ -153,6 +153,12 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         ("IDVERDICT_LOG_FORMAT", s("json"), |c| {
             c.log_format == LogFormat::Json
         }),
+        ("IDVERDICT_INSTANCE_ID", s("idv-a.1"), |c| {
+            c.instance_id.as_deref() == Some("idv-a.1")
+        }),
+        ("IDVERDICT_POLL_INTERVAL", s("5s"), |c| {
+            c.poll_interval == Duration::from_secs(5)
+        }),
         ("IDVERDICT_EMULATOR_LISTEN", s("127.0.0.1:12999"), |c| {
             c.emulator_listen.as_deref() == Some("127.0.0.1:12999")
         }),
@@ -191,6 +197,9 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         ),
         ("IDVERDICT_CALLBACK_TIMEOUT_SECS", s("5"), |c| {
             c.reactions.callbacks.timeout_secs == 5
+        }),
+        ("IDVERDICT_CALLBACK_PAUSE_AFTER", s("12h"), |c| {
+            c.reactions.callbacks.pause_after == Duration::from_secs(12 * 3600)
         }),
         ("IDVERDICT_SMTP_HOST", s("mail.test"), |c| {
             email(c).host == "mail.test"
@@ -232,6 +241,15 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         }),
         ("IDVERDICT_NATS_SUBJECT_PREFIX", s("acme.idv"), |c| {
             c.reactions.nats.as_ref().unwrap().subject_prefix == "acme.idv"
+        }),
+        ("IDVERDICT_NATS_MODE", s("core"), |c| {
+            c.reactions.nats.as_ref().unwrap().mode == reactions::NatsMode::Core
+        }),
+        ("IDVERDICT_NATS_STREAM", s("IDV_DECISIONS"), |c| {
+            c.reactions.nats.as_ref().unwrap().stream.as_deref() == Some("IDV_DECISIONS")
+        }),
+        ("IDVERDICT_NATS_DUPLICATE_WINDOW", s("10m"), |c| {
+            c.reactions.nats.as_ref().unwrap().duplicate_window == Duration::from_secs(600)
         }),
         ("IDVERDICT_RETRY_SCHEDULE", s("1s, 2m"), |c| {
             c.reactions.delivery.schedule == ["1s", "2m"]
@@ -530,6 +548,36 @@ fn errors_name_the_key_and_the_variable() {
                 ("STRIPE_WEBHOOK_SECRET", ""),
             ],
             "`webhook_secrets` (STRIPE_WEBHOOK_SECRET)",
+        ),
+        (
+            &[("IDVERDICT_INSTANCE_ID", "two words")],
+            "`instance_id` (IDVERDICT_INSTANCE_ID)",
+        ),
+        (
+            &[("IDVERDICT_POLL_INTERVAL", "2h")],
+            "`poll_interval` (IDVERDICT_POLL_INTERVAL)",
+        ),
+        (
+            &[
+                ("IDVERDICT_NATS_URL", "nats://127.0.0.1:4222"),
+                ("IDVERDICT_NATS_STREAM", "a.b"),
+            ],
+            "`nats.stream` (IDVERDICT_NATS_STREAM)",
+        ),
+        (
+            &[
+                ("IDVERDICT_NATS_URL", "nats://127.0.0.1:4222"),
+                ("IDVERDICT_NATS_MODE", "core"),
+                ("IDVERDICT_NATS_STREAM", "IDV"),
+            ],
+            "`nats.stream` (IDVERDICT_NATS_STREAM)",
+        ),
+        (
+            &[
+                ("IDVERDICT_NATS_URL", "nats://127.0.0.1:4222"),
+                ("IDVERDICT_NATS_MODE", "durable"),
+            ],
+            "`nats.mode` (IDVERDICT_NATS_MODE)",
         ),
         (
             &[("IDVERDICT_BODY_LIMIT_BYTES", "10")],

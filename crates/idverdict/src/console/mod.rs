@@ -58,6 +58,10 @@ pub fn routes(img_origin: Option<String>) -> Router<AppState> {
         .route("/console/reactions", get(reactions::page))
         .route("/console/reactions/{id}", get(reactions::detail))
         .route(
+            "/console/reactions/targets/enable",
+            post(reactions::enable_target),
+        )
+        .route(
             "/console/reactions/{id}/redeliver",
             post(reactions::redeliver),
         )

@@ -1,5 +1,7 @@
-//! `GET /console/reactions`: the outbox filtered by state, channel and user; one reaction
-//! with every delivery attempt; redeliver (admins), as `idverdict reactions redeliver` does.
+//! `GET /console/reactions`: the outbox filtered by state, channel and user, under the callback
+//! URLs that are failing or paused; one reaction with every delivery attempt; redeliver
+//! (admins), as `idverdict reactions redeliver` does; enable a paused URL (admins), as
+//! `idverdict reactions targets enable` does.
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -15,7 +17,7 @@ use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::decide::access::Permission;
 use crate::react::masked_target;
-use crate::store::{ReactionFilter, ReactionRow, Redeliver};
+use crate::store::{Enabled, ReactionFilter, ReactionRow, Redeliver, TargetState};
 
 const PAGE: i64 = 100;
 const STATES: &[&str] = &["pending", "sending", "delivered", "exhausted", "canceled"];
@@ -51,10 +53,22 @@ fn row(r: &ReactionRow) -> Row {
     }
 }
 
+/// A callback URL that is not healthy.
+struct TargetRow {
+    url: String,
+    state: &'static str,
+    paused: bool,
+    since: String,
+    waiting: i64,
+    last_error: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/reactions.html")]
 struct ReactionsPage {
     layout: Layout,
+    targets: Vec<TargetRow>,
+    can_enable: bool,
     rows: Vec<Row>,
     user: String,
     states: Vec<Opt>,
@@ -98,8 +112,29 @@ pub async fn page(
             ..ReactionFilter::default()
         })
         .await?;
+    let targets = state
+        .store
+        .callback_targets(&state.reactions.callbacks.urls)
+        .await?
+        .into_iter()
+        .filter(|t| t.state != TargetState::Healthy)
+        .map(|t| TargetRow {
+            state: t.state.as_str(),
+            paused: t.state == TargetState::Paused,
+            since: t
+                .paused_at_ms
+                .or(t.failing_since_ms)
+                .map(datetime_ms)
+                .unwrap_or_default(),
+            waiting: t.waiting,
+            last_error: t.last_error.unwrap_or_default(),
+            url: t.url,
+        })
+        .collect();
     render(&ReactionsPage {
         layout: signed.layout("reactions"),
+        targets,
+        can_enable: signed.may(Permission::Administer),
         rows: rows.iter().map(row).collect(),
         user: user.unwrap_or_default(),
         states: options(
@@ -188,4 +223,38 @@ pub async fn redeliver(
         "/console/reactions/{}",
         path_segment(&id)
     )))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EnableForm {
+    url: String,
+}
+
+/// `POST /console/reactions/targets/enable` (admins): resume a paused callback URL; what
+/// waited for it goes out at once.
+pub async fn enable_target(
+    State(state): State<AppState>,
+    posted: Posted<EnableForm>,
+) -> Result<Response, ConsoleError> {
+    let Posted { signed, form } = posted;
+    signed.require(Permission::Administer)?;
+    match state
+        .store
+        .enable_callback_target(&form.url, now_ms())
+        .await?
+    {
+        Enabled::Resumed(requeued) => {
+            let detail = format!(
+                "{} waiting, {} exhausted requeued",
+                requeued.pending, requeued.exhausted
+            );
+            signed
+                .audit(&state, Action::TargetEnable, Some(&form.url), Some(&detail))
+                .await?;
+            Ok(see_other("/console/reactions"))
+        }
+        Enabled::NotPaused(_) | Enabled::Unknown => {
+            Err(ConsoleError::conflict("That callback URL is not paused."))
+        }
+    }
 }

@@ -31,8 +31,8 @@ const BATCH: i64 = 256;
 /// for its whole transaction, and acknowledgements queue behind it, so a backlog is worked off
 /// in small bites while Stripe is talking to us and in big ones when it is not.
 const SMALL_BATCH: i64 = 32;
-/// Poll interval when idle: other instances (PostgreSQL) may have stored events we were not
-/// told about.
+/// Poll interval when idle, unless configured (`poll_interval`): events another process
+/// stored without a notification reaching us (PostgreSQL instances notify each other).
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Pause after a partial batch, so that the next one is fuller.
 const COALESCE: Duration = Duration::from_millis(5);
@@ -54,6 +54,7 @@ pub struct Processor {
     reactions_due: Arc<Notify>,
     wake: Arc<Notify>,
     load: Arc<IngestLoad>,
+    poll: Duration,
 }
 
 impl Processor {
@@ -74,6 +75,24 @@ impl Processor {
             reactions_due,
             wake,
             load,
+            poll: IDLE_POLL,
+        }
+    }
+
+    /// Look for work at least this often when idle (`poll_interval`).
+    pub fn with_poll_interval(mut self, poll: Duration) -> Processor {
+        self.poll = poll;
+        self
+    }
+
+    /// How long to sleep when idle: the poll interval, or less when a check against
+    /// expectations comes due sooner.
+    async fn idle_wait(&self) -> Duration {
+        match self.store.next_check_due().await {
+            Ok(Some(due)) => {
+                Duration::from_millis((due - now_ms()).clamp(1, i64::MAX) as u64).min(self.poll)
+            }
+            _ => self.poll,
         }
     }
 
@@ -127,9 +146,10 @@ impl Processor {
             match self.run_once().await {
                 Ok(0) => {
                     backoff = Duration::from_millis(100);
+                    let wait = self.idle_wait().await;
                     tokio::select! {
                         _ = self.wake.notified() => {}
-                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => {}
                     }
                 }

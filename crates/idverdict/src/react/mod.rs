@@ -47,7 +47,8 @@ pub enum ReactError {
 /// What one delivery attempt came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delivery {
-    /// The receiver has it (HTTP 2xx, SMTP accepted, NATS flushed).
+    /// The receiver has it (HTTP 2xx, SMTP accepted, the JetStream stream acknowledged — or,
+    /// with core NATS, the publish flushed to the server).
     Delivered {
         status: Option<u16>,
     },

@@ -257,6 +257,7 @@ mod tests {
         c.nats = Some(NatsConfig {
             url: "nats://127.0.0.1:4222".into(),
             subject_prefix: "acme.idv".into(),
+            ..Default::default()
         });
         c
     }

@@ -87,6 +87,9 @@ impl Store {
         }
         let mut tx = self.begin().await?;
         let rows = query.fetch_all(&mut *tx).await?;
+        if !rows.is_empty() {
+            self.notify(&mut tx, super::notify::EVENTS).await?;
+        }
         tx.commit().await?;
         let mut inserted: std::collections::HashSet<String> = rows
             .iter()

@@ -194,6 +194,16 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// When the next pending check comes due, if any.
+    pub(crate) async fn next_check_due(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) AS due FROM session_checks WHERE state = 'pending'",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        Ok(row.try_get("due")?)
+    }
+
     /// Record a finished check's results. Returns false when it was not pending any more
     /// (another instance finished it).
     pub(crate) async fn finish_check(

@@ -10,12 +10,14 @@ mod console;
 mod events;
 mod expectations;
 mod health;
+pub mod notify;
 mod open;
 mod reactions;
 pub mod scrub;
 mod sessions;
 mod stats;
 mod sync_state;
+mod targets;
 mod users;
 
 pub use apply::Tx;
@@ -27,11 +29,12 @@ pub use expectations::{CheckRow, DueCheck};
 pub use health::NotReady;
 pub use open::OpenError;
 pub use reactions::{
-    AttemptResult, ClaimedReaction, NextState, ReactionAttemptRow, ReactionFilter, ReactionRow,
-    Redeliver,
+    AttemptResult, ClaimedReaction, Interrupted, Leases, NextState, ReactionAttemptRow,
+    ReactionFilter, ReactionRow, Redeliver, INTERRUPTED,
 };
 pub use sessions::{AttemptRow, HistoryRow};
 pub use stats::StoreStats;
+pub use targets::{CallbackTarget, Enabled, Requeued, TargetState};
 pub(crate) use users::NewReview;
 pub use users::ReviewRow;
 

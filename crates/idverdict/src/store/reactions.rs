@@ -1,8 +1,11 @@
 //! The reactions outbox: rows written with the decision, claimed by dispatchers, retried,
 //! kept when exhausted. Claims are leases (`state = 'sending'`, `next_attempt_at` = lease
-//! expiry) taken in a short transaction of their own, so no transaction, and on SQLite not the
-//! single writer, is held across network I/O; a crashed dispatcher's claims come due again
-//! when their lease runs out.
+//! expiry, `claimed_by` = the instance) taken in a short transaction of their own, so no
+//! transaction, and on SQLite not the single writer, is held across network I/O. A claim
+//! whose result was never recorded (the process died) is taken back by
+//! [`Store::reclaim_interrupted`] — at start-up for the instance's own claims, at the next
+//! claim once a lease ran out — and the lost attempt is logged as interrupted without using
+//! up a slot of the retry schedule.
 
 use sqlx::Row;
 
@@ -37,10 +40,39 @@ pub enum NextState {
     Exhausted,
 }
 
+/// How long a claim holds a reaction, per channel: each attempt has a hard deadline of its
+/// channel, and the lease outlasts it, so no second dispatcher takes a row still in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Leases {
+    pub callback_ms: i64,
+    pub email_ms: i64,
+    pub nats_ms: i64,
+}
+
+/// Which claims to take back because their attempt's result was never recorded.
+#[derive(Debug, Clone, Copy)]
+pub enum Interrupted<'a> {
+    /// Every claim: SQLite at start-up (one instance by construction: whatever is `sending`
+    /// was claimed by a process that is gone).
+    All,
+    /// This instance's own claims: PostgreSQL at start-up.
+    ClaimedBy(&'a str),
+    /// Claims whose lease ran out (an instance died, or could not record).
+    LeaseExpired,
+}
+
+/// The attempt log's entry for an attempt whose result was never recorded.
+pub const INTERRUPTED: &str =
+    "interrupted: the process stopped before this attempt's result was recorded (it may have arrived; it is sent again with the same id)";
+
 /// The result of one attempt, to record.
 #[derive(Debug, Clone)]
 pub struct AttemptResult {
     pub reaction_id: String,
+    /// The reaction's channel and target: a callback's result also tells whether its URL is
+    /// failing.
+    pub kind: String,
+    pub target: String,
     pub attempt: i64,
     pub started_at_ms: i64,
     pub status_code: Option<i64>,
@@ -155,17 +187,22 @@ impl Store {
             }
             query.execute(&mut **tx).await?;
         }
+        if !reactions.is_empty() {
+            self.notify(tx, super::notify::REACTIONS).await?;
+        }
         Ok(())
     }
 
-    /// Take up to `limit` due reactions for `lease_ms`, oldest due first, in one short
-    /// transaction. PostgreSQL: SKIP LOCKED lets several dispatchers claim disjoint sets.
-    /// SQLite: the single writer connection serialises claims.
+    /// Take up to `limit` due reactions for `instance`, oldest due first, each leased for its
+    /// channel's time, in one short transaction that first takes back claims whose lease ran
+    /// out. Reactions of a paused callback URL are not taken. PostgreSQL: SKIP LOCKED lets
+    /// several dispatchers claim disjoint sets. SQLite: the single writer serialises claims.
     pub async fn claim_reactions(
         &self,
         limit: i64,
         now_ms: i64,
-        lease_ms: i64,
+        leases: &Leases,
+        instance: &str,
     ) -> Result<Vec<ClaimedReaction>, StoreError> {
         if limit <= 0 {
             return Ok(Vec::new());
@@ -176,17 +213,30 @@ impl Store {
             Backend::Sqlite => "",
         };
         let sql = format!(
-            "UPDATE reactions SET state = 'sending', attempts = attempts + 1, next_attempt_at = {} \
-             WHERE id IN (SELECT id FROM reactions WHERE state IN ('pending', 'sending') AND next_attempt_at <= {} \
-               ORDER BY next_attempt_at LIMIT {}{skip_locked}) \
+            "UPDATE reactions SET state = 'sending', attempts = attempts + 1, claimed_by = {}, \
+               claimed_at = {}, next_attempt_at = {} + CASE kind WHEN 'callback' THEN {} \
+               WHEN 'email' THEN {} ELSE {} END \
+             WHERE id IN (SELECT id FROM reactions WHERE state = 'pending' AND next_attempt_at <= {} \
+               AND {NOT_PAUSED} ORDER BY next_attempt_at LIMIT {}{skip_locked}) \
              RETURNING id, kind, target, payload, attempts, schedule_offset, created_at",
             b.param(1),
             b.param(2),
-            b.param(3)
+            b.param(3),
+            b.param(4),
+            b.param(5),
+            b.param(6),
+            b.param(7),
+            b.param(8)
         );
         let mut tx = self.begin().await?;
+        reclaim(b, &mut tx, Interrupted::LeaseExpired, now_ms).await?;
         let rows = sqlx::query(&sql)
-            .bind(now_ms + lease_ms)
+            .bind(instance)
+            .bind(now_ms)
+            .bind(now_ms)
+            .bind(leases.callback_ms)
+            .bind(leases.email_ms)
+            .bind(leases.nats_ms)
             .bind(now_ms)
             .bind(limit)
             .fetch_all(&mut *tx)
@@ -208,16 +258,38 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// Take back claims whose attempt's result was never recorded: each becomes due now,
+    /// its lost attempt is logged as [`INTERRUPTED`], and the retry schedule skips it (a crash
+    /// is not the target's failure). Returns how many were taken back.
+    pub async fn reclaim_interrupted(
+        &self,
+        which: Interrupted<'_>,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let n = reclaim(self.backend, &mut tx, which, now_ms).await?;
+        if n > 0 {
+            self.notify(&mut tx, super::notify::REACTIONS).await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Record attempts and move their reactions on, in one short transaction. A result for a
     /// claim that is no longer current (its lease expired and someone else took the row, or
     /// redaction canceled it) changes nothing but the attempt log.
+    ///
+    /// Callback results also keep each URL's health: a delivery clears its failure run, a
+    /// failure starts one (or continues it), and a URL whose run started at or before
+    /// `pause_before_ms` is paused. Returns the URLs paused now.
     pub async fn record_attempts(
         &self,
         results: &[AttemptResult],
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+        pause_before_ms: Option<i64>,
+    ) -> Result<Vec<String>, StoreError> {
         if results.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let b = self.backend;
         let mut tx = self.begin().await?;
@@ -288,17 +360,20 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        let paused =
+            super::targets::record_health(b, &mut tx, results, now_ms, pause_before_ms).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(paused)
     }
 
-    /// When the next reaction comes due (including leases running out), if any.
+    /// When the next reaction comes due (including leases running out), if any; reactions of
+    /// paused callback URLs wait for the operator, not for a time.
     pub async fn next_reaction_due(&self) -> Result<Option<i64>, StoreError> {
-        let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) AS due FROM reactions WHERE state IN ('pending', 'sending')",
-        )
-        .fetch_one(&self.read)
-        .await?;
+        let sql = format!(
+            "SELECT MIN(next_attempt_at) AS due FROM reactions \
+             WHERE state IN ('pending', 'sending') AND {NOT_PAUSED}"
+        );
+        let row = sqlx::query(&sql).fetch_one(&self.read).await?;
         Ok(row.try_get("due")?)
     }
 
@@ -408,6 +483,9 @@ impl Store {
                 sqlx::query(&sql).bind(now_ms).execute(&mut *tx).await?
             }
         };
+        if done.rows_affected() > 0 {
+            self.notify(&mut tx, super::notify::REACTIONS).await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected())
     }
@@ -474,6 +552,62 @@ impl Store {
         }
         Ok(changed)
     }
+}
+
+/// A reaction not held back by a paused callback URL (a condition on `reactions`).
+pub(super) const NOT_PAUSED: &str = "NOT (kind = 'callback' AND target IN \
+    (SELECT url FROM callback_targets WHERE paused_at IS NOT NULL))";
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// [`Store::reclaim_interrupted`] inside the caller's transaction.
+async fn reclaim(
+    b: Backend,
+    tx: &mut Tx,
+    which: Interrupted<'_>,
+    now_ms: i64,
+) -> Result<u64, StoreError> {
+    // The condition, with its parameter numbered `i`, and that parameter's value.
+    let condition = |i: usize| match which {
+        Interrupted::All => "1 = 1".to_string(),
+        Interrupted::ClaimedBy(_) => format!("claimed_by = {}", b.param(i)),
+        Interrupted::LeaseExpired => format!("next_attempt_at <= {}", b.param(i)),
+    };
+    fn bind<'q>(query: AnyQuery<'q>, which: Interrupted<'_>, now_ms: i64) -> AnyQuery<'q> {
+        match which {
+            Interrupted::All => query,
+            Interrupted::ClaimedBy(id) => query.bind(id.to_string()),
+            Interrupted::LeaseExpired => query.bind(now_ms),
+        }
+    }
+    // The log first, from the rows as they are (a lost attempt has no entry yet: a result
+    // and its state change are recorded together).
+    let log = format!(
+        "INSERT INTO reaction_attempts (reaction_id, attempt, started_at, status_code, latency_ms, error) \
+         SELECT id, attempts, COALESCE(claimed_at, {}), NULL, 0, {} FROM reactions \
+         WHERE state = 'sending' AND {} ON CONFLICT (reaction_id, attempt) DO NOTHING",
+        b.param(1),
+        b.param(2),
+        condition(3)
+    );
+    bind(
+        sqlx::query(&log).bind(now_ms).bind(INTERRUPTED),
+        which,
+        now_ms,
+    )
+    .execute(&mut **tx)
+    .await?;
+    let update = format!(
+        "UPDATE reactions SET state = 'pending', next_attempt_at = {}, \
+         schedule_offset = schedule_offset + 1, claimed_by = NULL \
+         WHERE state = 'sending' AND {}",
+        b.param(1),
+        condition(2)
+    );
+    let done = bind(sqlx::query(&update).bind(now_ms), which, now_ms)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
 }
 
 /// `(…, 'pending', $n, $n+1)` rows: the 8 reaction columns, the state literal, then the two

@@ -16,6 +16,9 @@ pub struct StoreStats {
     pub review_queue: i64,
     /// `state_since` (unix ms) of the longest-waiting of them.
     pub oldest_review_since_ms: Option<i64>,
+    /// Callback URLs paused now, and the reactions queued for them.
+    pub paused_callback_targets: i64,
+    pub held_reactions: i64,
     /// The database's size; `None` when it cannot be told.
     pub size_bytes: Option<i64>,
 }
@@ -39,7 +42,28 @@ impl Store {
         )
         .fetch_one(&self.read)
         .await?;
+        let paused =
+            sqlx::query("SELECT COUNT(*) AS n FROM callback_targets WHERE paused_at IS NOT NULL")
+                .fetch_one(&self.read)
+                .await?;
+        // Only when something is paused: the reactions of the paused URLs, by the due index.
+        let paused_callback_targets: i64 = paused.try_get("n")?;
+        let held_reactions: i64 = if paused_callback_targets == 0 {
+            0
+        } else {
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM reactions WHERE state IN ('pending', 'sending') \
+                 AND NOT {}",
+                super::reactions::NOT_PAUSED
+            );
+            sqlx::query(&sql)
+                .fetch_one(&self.read)
+                .await?
+                .try_get("n")?
+        };
         Ok(StoreStats {
+            paused_callback_targets,
+            held_reactions,
             pending_events: pending.try_get("n")?,
             oldest_pending_received_ms: oldest.map(|r| r.try_get("received_at")).transpose()?,
             exhausted_reactions: exhausted.try_get("n")?,
