@@ -43,9 +43,11 @@ const EVENTS: &[&str] = &[
 /// Upper bound for every wait (generous: two cores shared with other builds).
 const PATIENCE: Duration = Duration::from_secs(240);
 
-/// The 19 documented `last_error` codes.
+/// The documented `last_error` codes: the SDKs' 19 and the outcomes guide's
+/// `address_mismatch`.
 const CODES: &[&str] = &[
     "abandoned",
+    "address_mismatch",
     "consent_declined",
     "country_not_supported",
     "device_not_supported",
