@@ -24,9 +24,11 @@ pub mod owner_only;
 pub mod processor;
 pub mod react;
 pub mod reconcile;
+pub mod state;
 pub mod store;
 pub mod stripe_api;
 pub mod synth;
 
-pub use app::{App, AppState, StartError};
+pub use app::{App, StartError};
 pub use config::Config;
+pub use state::AppState;

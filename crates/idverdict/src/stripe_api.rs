@@ -19,8 +19,6 @@ use rand::Rng;
 use serde::Deserialize;
 use stripe_webhook::{Event, VerificationSession};
 
-/// Stripe's API host.
-pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 /// Every VerificationSession event type, as a `type` filter of `GET /v1/events`.
 pub const IDENTITY_EVENT_TYPES: &str = "identity.verification_session.*";
 /// Stripe's page size limit; bigger pages mean fewer round trips while catching up.
@@ -31,6 +29,7 @@ pub const STRIPE_EVENT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600)
 
 /// What the client needs (the key, the base URL, the reconciliation schedule): loaded with
 /// the rest of the configuration, from `[stripe]` or `STRIPE_API_KEY`/`STRIPE_API_BASE`.
+pub use crate::config::stripe::DEFAULT_API_BASE;
 pub use crate::config::{StripeKey, StripeSettings};
 
 /// An error from a Stripe API call.

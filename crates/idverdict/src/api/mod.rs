@@ -15,7 +15,7 @@ use axum::Router;
 
 pub use error::{ApiError, ApiJson, ApiPath, ApiQuery, OptionalJson};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// `/v1/…`: everything here requires the API token.
 pub fn app_routes(state: AppState) -> Router<AppState> {

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use super::sessions::{last_error_json, session_json};
 use super::users::unknown_user;
 use super::{ApiError, ApiJson, ApiPath, ApiQuery};
-use crate::app::AppState;
 use crate::decide::ReviewAction;
 use crate::processor::{apply_review, ReviewError, Reviewed};
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct QueueParams {

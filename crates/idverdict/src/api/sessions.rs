@@ -5,8 +5,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiPath};
-use crate::app::AppState;
 use crate::decide::{guidance, SessionRecord};
+use crate::state::AppState;
 
 pub async fn get_session(
     State(state): State<AppState>,

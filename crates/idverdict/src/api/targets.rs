@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, ApiJson};
-use crate::app::AppState;
 use crate::clock::now_ms;
+use crate::state::AppState;
 use crate::store::Enabled;
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

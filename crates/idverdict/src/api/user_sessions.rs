@@ -26,9 +26,9 @@ use serde_json::{json, Value};
 use stripe_webhook::{SessionStatus, VerificationSession};
 
 use super::{ApiError, ApiPath, OptionalJson};
-use crate::app::AppState;
 use crate::decide::creation::{creation, Creation, Refusal, SessionFacts};
 use crate::decide::expectations::{Expectations, ExpectedInput};
+use crate::state::AppState;
 use crate::stripe_api::{CreateSession, StripeClient};
 
 /// Metadata key that names the user on every session idverdict creates.

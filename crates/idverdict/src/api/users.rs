@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 
 use super::sessions::{last_error_json, session_json};
 use super::{ApiError, ApiPath, ApiQuery};
-use crate::app::AppState;
 use crate::decide::user::attempts_used;
 use crate::decide::{SessionRecord, UserRecord, UserState};
+use crate::state::AppState;
 use crate::store::UserFilter;
 
 pub async fn get_user(

@@ -9,7 +9,9 @@ use serde::Deserialize;
 
 use super::parse;
 use super::SettingError;
-use crate::stripe_api::DEFAULT_API_BASE;
+
+/// Stripe's API host.
+pub const DEFAULT_API_BASE: &str = "https://api.stripe.com";
 
 /// `[stripe]` as read.
 #[derive(Deserialize)]

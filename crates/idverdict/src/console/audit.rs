@@ -11,9 +11,9 @@ use serde::Deserialize;
 use super::auth::{Client, Layout, Signed};
 use super::format::datetime_ms;
 use super::{case_path, render, ConsoleError};
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::decide::access::Permission;
+use crate::state::AppState;
 use crate::store::{AuditRow, NewAudit};
 
 /// What an operator did.

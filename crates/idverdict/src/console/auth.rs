@@ -30,10 +30,10 @@ use subtle::ConstantTimeEq;
 use super::audit::{self, Action};
 use super::passwords::{normalize_email, verify_password};
 use super::{render_with, ConsoleError};
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::config::random_token;
 use crate::decide::access::{Gate, Permission, Role, ThrottleRule};
+use crate::state::AppState;
 use crate::store::ConsoleSession;
 
 /// The session cookie.

@@ -16,10 +16,10 @@ use super::why::{explain, WhyView};
 use super::{case_path, path_segment, render, see_other, ConsoleError};
 use crate::api::reviews::record_review;
 use crate::api::ApiPath;
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::decide::access::Permission;
 use crate::decide::{ReviewAction, UserState};
+use crate::state::AppState;
 use crate::store::{AuditRow, ReactionFilter};
 
 /// Longest free text added to a decision's reason, and longest note.

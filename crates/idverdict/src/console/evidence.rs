@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use crate::app::AppState;
 use crate::clock::now_secs;
+use crate::state::AppState;
 use crate::stripe_api::{CheckError, StripeClient, VerificationReport};
 
 /// How long an image link lives (Stripe allows at most 30 s for identity files).

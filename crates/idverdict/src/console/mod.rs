@@ -33,7 +33,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::api::ApiError;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 
 pub use auth::{Layout, Posted, Signed};

@@ -12,9 +12,9 @@ use super::format::datetime_ms;
 use super::passwords::{check_email, check_new_password, hash_password, normalize_email};
 use super::{render, see_other, ConsoleError};
 use crate::api::ApiPath;
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::decide::access::{Permission, Role};
+use crate::state::AppState;
 
 struct Row {
     id: i64,

@@ -14,9 +14,9 @@ use axum::response::Response;
 use super::auth::{Layout, Signed};
 use super::format::{datetime_ms, duration_ms};
 use super::{render, ConsoleError};
-use crate::app::AppState;
 use crate::clock::{now_ms, now_secs};
 use crate::reconcile::LAST_RUN;
+use crate::state::AppState;
 
 /// The processor counts as behind when its oldest waiting event is older than this.
 const LAG_WARNING_MS: i64 = 60_000;

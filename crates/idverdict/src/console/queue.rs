@@ -16,9 +16,9 @@ use super::auth::{Layout, NoFields, Posted, Signed};
 use super::format::{datetime_ms, duration_ms};
 use super::{case_path, options, render, see_other, ConsoleError, Opt};
 use crate::api::ApiPath;
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::decide::access::Permission;
+use crate::state::AppState;
 use crate::store::ClaimOutcome;
 
 /// Cases shown on one page of the queue.

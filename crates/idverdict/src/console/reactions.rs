@@ -13,10 +13,10 @@ use super::auth::{Layout, NoFields, Posted, Signed};
 use super::format::datetime_ms;
 use super::{case_path, options, path_segment, render, see_other, ConsoleError, Opt};
 use crate::api::ApiPath;
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::decide::access::Permission;
 use crate::react::masked_target;
+use crate::state::AppState;
 use crate::store::{Enabled, ReactionFilter, ReactionRow, Redeliver, TargetState};
 
 const PAGE: i64 = 100;

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use super::auth::{Layout, Signed};
 use super::format::datetime_ms;
 use super::{case_path, options, render, ConsoleError, Opt};
-use crate::app::AppState;
 use crate::decide::UserState;
+use crate::state::AppState;
 use crate::store::UserFilter;
 
 const PAGE: i64 = 50;

@@ -15,8 +15,8 @@ use stripe_webhook::{SignatureError, WebhookError};
 
 use super::CommitError;
 use crate::api::ApiError;
-use crate::app::AppState;
 use crate::clock;
+use crate::state::AppState;
 use crate::store::{NewEvent, Receipt};
 
 pub async fn receive(
