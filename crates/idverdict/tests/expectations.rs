@@ -421,3 +421,92 @@ async fn without_a_restricted_key_the_date_of_birth_is_unavailable(backend: Back
     emu.shutdown().await.unwrap();
 }
 both_backends!(without_a_restricted_key_the_date_of_birth_is_unavailable);
+
+/// Once every session of a user is redacted, the keyed digests of what the app expected go
+/// too (a digest of a name is still personal data): none of them is left in any cell. Which
+/// fields were expected stays, so a later session is not waved through on them.
+async fn redaction_forgets_the_expected_digests(backend: Backend) {
+    logs();
+    let (emu, _dir) = start_emulator().await;
+    let base = emu.base_url().to_string();
+    let key = "rk_test_expectations";
+    let db = TestDb::new(backend).await;
+    let app = start_app(&db, &base, key, "").await;
+
+    let u = verify_with(&app, &base, key, "ex_forget", expected(), &[]).await;
+    assert_eq!(u["state"], "verified", "{u}");
+    let session = u["current_session"]
+        .as_str()
+        .expect("a session")
+        .to_string();
+    let mut raw = db.raw().await;
+    let digests: Vec<String> = dump(&mut raw, backend)
+        .await
+        .into_iter()
+        .filter(|(place, _)| place.starts_with("user_expectations.expectations"))
+        .filter_map(|(_, value)| serde_json::from_str::<serde_json::Value>(&value).ok())
+        .flat_map(|e| {
+            e["digests"]
+                .as_object()
+                .map(|d| {
+                    d.values()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(
+        digests.len(),
+        5,
+        "names, dob, email and phone were digested"
+    );
+
+    let res = app
+        .http
+        .post(format!(
+            "{base}/v1/identity/verification_sessions/{session}/redact"
+        ))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let mut redacted = false;
+    for _ in 0..400 {
+        let s = app
+            .get(&format!("/v1/verification_sessions/{session}"))
+            .await
+            .1;
+        if s["redaction"]["status"] == "redacted" {
+            redacted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(redacted, "the redaction was applied");
+    let cells = dump(&mut raw, backend).await;
+    let left: Vec<&(String, String)> = cells
+        .iter()
+        .filter(|(_, value)| digests.iter().any(|d| value.contains(d.as_str())))
+        .collect();
+    assert!(left.is_empty(), "digests left after redaction: {left:#?}");
+
+    // Which fields were expected stays (the unit tests show a later session is then held
+    // on them as `unavailable`); the user's verdict is not changed by the redaction.
+    let kept: Vec<serde_json::Value> = cells
+        .iter()
+        .filter(|(place, _)| place.starts_with("user_expectations.expectations"))
+        .filter_map(|(_, value)| serde_json::from_str(value).ok())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(
+        kept[0]["erased"],
+        serde_json::json!(["first_name", "last_name", "dob", "email", "phone"]),
+        "{kept:?}"
+    );
+    assert_eq!(app.get("/v1/users/ex_forget").await.1["state"], "verified");
+    app.stop().await;
+    emu.shutdown().await.unwrap();
+}
+both_backends!(redaction_forgets_the_expected_digests);

@@ -32,6 +32,8 @@ use subtle::ConstantTimeEq;
 use unicode_normalization::char::is_combining_mark;
 use unicode_normalization::UnicodeNormalization;
 
+use super::session::SessionRecord;
+
 /// A field the app (or the policy) can expect something of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -296,6 +298,11 @@ pub struct Expectations {
     pub min_age: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuing_countries: Option<BTreeSet<String>>,
+    /// Fields whose digests were forgotten with the user's redacted sessions
+    /// (`forget_digests`): still expected, so a later session is not waved through on them,
+    /// but with nothing left to compare (`unavailable`) until the app sends them again.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub erased: BTreeSet<Field>,
 }
 
 /// A country code as `issuing_country` carries it: two ASCII letters, upper case.
@@ -322,6 +329,17 @@ const MAX_MIN_AGE: u32 = 150;
 const MAX_VALUE_CHARS: usize = 320;
 
 impl Expectations {
+    /// Forget every digest (a keyed digest of a name is still personal data), keeping the
+    /// rules and which fields were expected. Returns whether anything was forgotten.
+    pub fn forget_digests(&mut self) -> bool {
+        if self.digests.is_empty() {
+            return false;
+        }
+        self.erased.extend(self.digests.keys().copied());
+        self.digests.clear();
+        true
+    }
+
     /// Check what the app sent and keep only digests and rules. `key` is needed as soon as a
     /// digested field is present (the caller refuses the request without one).
     pub fn from_input(
@@ -424,9 +442,18 @@ pub fn fields_to_check(expected: Option<&Expectations>, policy: &ExpectationPoli
                 policy.issuing_countries.is_some()
                     || expected.is_some_and(|e| e.issuing_countries.is_some())
             }
-            other => expected.is_some_and(|e| e.digests.contains_key(other)),
+            other => {
+                expected.is_some_and(|e| e.digests.contains_key(other) || e.erased.contains(other))
+            }
         })
         .collect()
+}
+
+/// Whether a user's expectation digests must be forgotten: once every one of the user's
+/// sessions is redacted, the app has asked Stripe to forget the person, and nothing is left
+/// that the digests could be compared with.
+pub fn digests_forgotten_with(sessions: &[&SessionRecord]) -> bool {
+    !sessions.is_empty() && sessions.iter().all(|s| s.is_redacted())
 }
 
 /// What Stripe verified, as idverdict read it (`None`: not given or not readable).
@@ -853,6 +880,34 @@ mod tests {
         };
         let r = compare(Some(&only_age), &policy, &p, None, TODAY);
         assert_eq!(r[&Field::MinAge], FieldResult::Match);
+    }
+
+    #[test]
+    fn forgotten_digests_leave_the_fields_expected_but_unavailable() {
+        let k = key();
+        let mut e = Expectations::from_input(&jane(), Some(&k)).unwrap();
+        let digested: Vec<Field> = e.digests.keys().copied().collect();
+        assert!(!digested.is_empty());
+        assert!(e.forget_digests());
+        assert!(e.digests.is_empty(), "no digest survives");
+        assert!(!e.forget_digests(), "forgetting twice changes nothing");
+        // The very person who matched before is no longer waved through on those fields.
+        let r = compare(
+            Some(&e),
+            &ExpectationPolicy::default(),
+            &verified_jane(),
+            Some(&k),
+            TODAY,
+        );
+        for field in digested {
+            assert_eq!(r[&field], FieldResult::Unavailable, "{field:?}");
+        }
+        // The rules are not personal and stay.
+        assert_eq!(r[&Field::MinAge], FieldResult::Match);
+        // What is stored says which fields were expected, and nothing of their values.
+        let stored = serde_json::to_string(&e).unwrap();
+        let back: Expectations = serde_json::from_str(&stored).unwrap();
+        assert_eq!(back, e);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::clock;
+use crate::decide::expectations::digests_forgotten_with;
 use crate::decide::review::{repeats_latest, review, ReviewRefused, ReviewRequest};
 use crate::decide::user::{recompute, Checks, ReviewAction, UserRecord, UserState};
 use crate::decide::{Decision, DecisionType, Policy, Rule, SessionRecord};
@@ -101,6 +102,17 @@ pub(crate) async fn update_users(
     .await?;
     let redacted_ids: Vec<&str> = batch.newly_redacted.iter().map(|s| s.id.as_str()).collect();
     store.redact_reactions(tx, &redacted_ids).await?;
+    // A keyed digest of a name is personal data too: it goes once all of a user's sessions
+    // are redacted (which fields were expected stays, so nothing is waved through later).
+    let mut forget: Vec<&str> = batch
+        .newly_redacted
+        .iter()
+        .filter_map(|s| s.user_ref.as_deref())
+        .filter(|u| digests_forgotten_with(by_user.get(u).map(Vec::as_slice).unwrap_or_default()))
+        .collect();
+    forget.sort_unstable();
+    forget.dedup();
+    store.forget_expectation_digests(tx, &forget).await?;
     Ok(decisions.iter().map(|d| d.kind).collect())
 }
 

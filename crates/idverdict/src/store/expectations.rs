@@ -84,6 +84,38 @@ impl Store {
         Ok(out)
     }
 
+    /// Forget the expectation digests of these users (`Expectations::forget_digests`),
+    /// inside the redacting transaction. Returns how many users had digests.
+    pub(crate) async fn forget_expectation_digests(
+        &self,
+        tx: &mut Tx,
+        refs: &[&str],
+    ) -> Result<usize, StoreError> {
+        let mut forgotten = 0;
+        for (user_ref, mut expectations) in self.load_expectations(tx, refs).await? {
+            if !expectations.forget_digests() {
+                continue;
+            }
+            let json =
+                serde_json::to_string(&expectations).map_err(|e| corrupt("expectations", e))?;
+            let sql = format!(
+                "UPDATE user_expectations SET expectations = {} WHERE user_ref = {}",
+                self.backend.param(1),
+                self.backend.param(2)
+            );
+            sqlx::query(&sql)
+                .bind(json)
+                .bind(&user_ref)
+                .execute(&mut **tx)
+                .await?;
+            forgotten += 1;
+        }
+        if forgotten > 0 {
+            self.note_erasure();
+        }
+        Ok(forgotten)
+    }
+
     /// What is expected of one user (outside any transaction: the checker reads it before it
     /// calls Stripe).
     pub(crate) async fn expectations_of(
