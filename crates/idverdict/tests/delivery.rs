@@ -435,6 +435,12 @@ async fn an_admin_enables_a_paused_url_in_the_console(backend: Backend) {
         page.body
     );
     assert!(!page.body.contains("/console/reactions/targets/enable"));
+    let overview = vic.get("/console").await;
+    assert!(
+        overview.body.contains("1 callback URL(s) paused"),
+        "the overview warns of the paused URL: {}",
+        overview.body
+    );
     let token = page.csrf();
     let refused = vic
         .post(
@@ -483,6 +489,12 @@ async fn an_admin_enables_a_paused_url_in_the_console(backend: Backend) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let overview = ada.get("/console").await;
+    assert!(
+        !overview.body.contains("callback URL(s) paused"),
+        "no warning once enabled: {}",
+        overview.body
+    );
     let audit = store.audit_page(None, Some(&url), 10).await.unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].action, "target.enable");

@@ -2,7 +2,7 @@
 //! review queue, the last 24 hours of webhooks (accepted, rejected by reason), the processor's
 //! backlog, reactions, the last reconciliation — and warnings for the usual trouble: deliveries
 //! rejected for their signature (a wrong `STRIPE_WEBHOOK_SECRET`), a processor that is not
-//! keeping up, reactions that are exhausting.
+//! keeping up, reactions that are exhausting, callback URLs that are paused.
 //!
 //! Every number comes from an index or an aggregate (`webhook_stats`, hourly), never a scan of
 //! a big table, so the page stays cheap however much history there is.
@@ -17,6 +17,7 @@ use super::{render, ConsoleError};
 use crate::clock::{now_ms, now_secs};
 use crate::reconcile::LAST_RUN;
 use crate::state::AppState;
+use crate::store::TargetState;
 
 /// The processor counts as behind when its oldest waiting event is older than this.
 const LAG_WARNING_MS: i64 = 60_000;
@@ -115,6 +116,18 @@ pub async fn page(State(state): State<AppState>, signed: Signed) -> Result<Respo
         count: failing,
         link: Some("/console/reactions?state=pending".into()),
     });
+
+    let paused = store
+        .callback_targets(&state.reactions.callbacks.urls)
+        .await?
+        .into_iter()
+        .filter(|t| t.state == TargetState::Paused)
+        .count();
+    if paused > 0 {
+        warnings.push(format!(
+            "{paused} callback URL(s) paused after failing continuously: their reactions are held, nothing is lost. See Reactions, and enable a URL once its receiver works."
+        ));
+    }
 
     let reconcile = match (&state.stripe, store.sync_state_get(LAST_RUN).await?) {
         (None, _) => "off: no Stripe key is configured".to_string(),
