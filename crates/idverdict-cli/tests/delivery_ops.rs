@@ -219,6 +219,12 @@ async fn another_instance_takes_up_new_work_at_once_when_notified() {
     let events = r#"idverdict_notifications_received_total{channel="idverdict_events"}"#;
     let reactions = r#"idverdict_notifications_received_total{channel="idverdict_reactions"}"#;
     assert_eq!(b.metric("idverdict_events_processed_total").await, 0.0);
+    // B answers HTTP before its listener has connected; an event stored before that is
+    // picked up by the wake-up on connecting, not by a notification.
+    wait_for("B never listened for notifications", || async {
+        b.metric("idverdict_notifications_listening").await == 1.0
+    })
+    .await;
 
     let mut spec = Spec::new(Kind::Verified, "vs_1notify", now());
     spec.user_ref = Some("user_notify".into());

@@ -39,6 +39,7 @@ pub const RECONCILE_RUNS: &str = "idverdict_reconcile_runs_total";
 pub const RECONCILE_INGESTED: &str = "idverdict_reconcile_ingested_total";
 pub const STORE_SIZE: &str = "idverdict_store_size_bytes";
 pub const NOTIFICATIONS_RECEIVED: &str = "idverdict_notifications_received_total";
+pub const NOTIFICATIONS_LISTENING: &str = "idverdict_notifications_listening";
 pub const REACTIONS_RECLAIMED: &str = "idverdict_reactions_reclaimed_total";
 pub const CALLBACK_TARGET_PAUSES: &str = "idverdict_callback_target_pauses_total";
 pub const CALLBACK_TARGETS_PAUSED: &str = "idverdict_callback_targets_paused";
@@ -217,6 +218,12 @@ pub const SERIES: &[Series] = &[
         help: "PostgreSQL notifications received that new work is stored (idverdict_events, idverdict_reactions), from this or another instance or a CLI command.",
     },
     Series {
+        name: NOTIFICATIONS_LISTENING,
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "1 while this instance listens for PostgreSQL notifications of new work, 0 while it only polls (always 0 on SQLite, where one instance does all the work).",
+    },
+    Series {
         name: REACTIONS_RECLAIMED,
         kind: Kind::Counter,
         labels: &[],
@@ -367,6 +374,7 @@ fn register_all(webhook_path: &str) {
         STORE_SIZE,
         CALLBACK_TARGETS_PAUSED,
         REACTIONS_HELD,
+        NOTIFICATIONS_LISTENING,
     ] {
         gauge!(name).increment(0.0);
     }
@@ -431,6 +439,11 @@ pub fn notification_received(channel: &str) {
     if let Some(known) = NOTIFY_CHANNELS.iter().find(|c| **c == channel) {
         counter!(NOTIFICATIONS_RECEIVED, "channel" => *known).increment(1);
     }
+}
+
+/// Whether this instance's notification listener is connected.
+pub fn notifications_listening(listening: bool) {
+    gauge!(NOTIFICATIONS_LISTENING).set(if listening { 1.0 } else { 0.0 });
 }
 
 /// Claims taken back after their attempt was interrupted.

@@ -71,10 +71,12 @@ pub async fn forward(url: String, wakers: Wakers, mut shutdown: watch::Receiver<
                 Ok(l) => {
                     tracing::debug!("listening for other instances' notifications");
                     backoff = Duration::from_millis(100);
+                    crate::metrics::notifications_listening(true);
                     wakers.all();
                     listener.insert(l)
                 }
                 Err(error) => {
+                    crate::metrics::notifications_listening(false);
                     tracing::warn!(%error, "cannot listen for notifications; polling meanwhile");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
@@ -99,6 +101,7 @@ pub async fn forward(url: String, wakers: Wakers, mut shutdown: watch::Receiver<
                 // The connection was lost and is back: whatever was sent meanwhile is gone.
                 Ok(None) => wakers.all(),
                 Err(error) => {
+                    crate::metrics::notifications_listening(false);
                     tracing::warn!(%error, "the notification listener failed; reconnecting");
                     listener = None;
                 }
