@@ -22,9 +22,16 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use super::config::{EmailConfig, TlsMode};
-use super::plan::EMAIL_DECISIONS;
 use super::{Delivery, Failure, ReactError};
 use crate::decide::{Decision, DecisionType};
+
+/// The decisions that mail the end user: what went wrong and how to try again, that another
+/// way is needed, or that they are verified. The others concern the app, not the user.
+pub const EMAIL_DECISIONS: [DecisionType; 3] = [
+    DecisionType::RetryAllowed,
+    DecisionType::AlternativeRequired,
+    DecisionType::Verified,
+];
 
 /// What a template may use.
 pub const VARIABLES: &[&str] = &[

@@ -4,15 +4,8 @@
 use rand::Rng;
 
 use super::config::ReactConfig;
+use super::email::{normalize_locale, EMAIL_DECISIONS};
 use crate::decide::{Decision, DecisionType, SessionRecord};
-
-/// The decisions that mail the end user: what went wrong and how to try again, that another
-/// way is needed, or that they are verified. The others concern the app, not the user.
-pub const EMAIL_DECISIONS: [DecisionType; 3] = [
-    DecisionType::RetryAllowed,
-    DecisionType::AlternativeRequired,
-    DecisionType::Verified,
-];
 
 /// A reaction to write to the outbox.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,7 +128,7 @@ pub fn recipient(
 /// planned, so a later redaction (which erases metadata) cannot change the mail's language.
 pub fn locale(session: Option<&SessionRecord>, config: &ReactConfig) -> Option<String> {
     let key = config.email.as_ref()?.locale_metadata_key.as_ref()?;
-    super::email::normalize_locale(session?.metadata.get(key)?)
+    normalize_locale(session?.metadata.get(key)?)
 }
 
 /// [`plan_for`] without a locale: the default templates.
