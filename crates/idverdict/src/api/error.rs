@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -265,6 +265,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // A NUL (`%00`) is in no identifier, and PostgreSQL cannot even compare with it: a
+        // lookup would fail as storage trouble (503) instead of saying what is wrong.
+        if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await {
+            if let Some((name, _)) = raw.iter().find(|(_, value)| value.contains('\0')) {
+                return Err(ApiError::bad_request(
+                    "invalid_identifier",
+                    format!("the path parameter `{name}` contains a NUL character"),
+                ));
+            }
+        }
         let Path(value) = Path::<T>::from_request_parts(parts, state).await?;
         Ok(ApiPath(value))
     }
@@ -282,6 +292,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // A NUL can only arrive percent-encoded; no parameter may hold one (see `ApiPath`).
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "a query parameter contains a NUL character",
+            ));
+        }
         let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
         Ok(ApiQuery(value))
     }
