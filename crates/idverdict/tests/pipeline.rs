@@ -491,3 +491,47 @@ async fn a_nul_in_free_text_is_replaced_on_both_backends(backend: Backend) {
     app.stop().await;
 }
 both_backends!(a_nul_in_free_text_is_replaced_on_both_backends);
+
+/// Storage trouble is not the events' fault: when PostgreSQL says its disk is full, the batch
+/// fails and waits, nothing is quarantined, and once the disk has room again it is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_trouble_quarantines_nothing() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let p = processor(&store);
+    let mut raw = db.raw().await;
+    for sql in [
+        "CREATE FUNCTION disk_full() RETURNS trigger AS $$ BEGIN \
+         RAISE EXCEPTION 'could not extend file: No space left on device' \
+         USING ERRCODE = 'disk_full'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON verification_sessions \
+         FOR EACH ROW EXECUTE FUNCTION disk_full()",
+    ] {
+        sqlx::query(sql).execute(&mut raw).await.expect(sql);
+    }
+    let events: Vec<NewEvent> = (0..3)
+        .map(|i| {
+            let bytes = event(Kind::Verified, &format!("vs_1full{i}"), "user_full", 1_000);
+            NewEvent::from_event(&Event::from_slice(&bytes).unwrap(), bytes).unwrap()
+        })
+        .collect();
+    store.insert_events(&events, now_ms()).await.unwrap();
+
+    for _ in 0..3 {
+        let error = p.run_once().await.expect_err("the disk is full");
+        assert!(!error.is_about_the_data(), "{error}");
+    }
+    assert_eq!(store.quarantined_events().await.unwrap(), 0);
+    assert_eq!(store.event_counts().await.unwrap(), (3, 3));
+
+    sqlx::query("DROP TRIGGER disk_full ON verification_sessions")
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    drain_with(&p).await;
+    assert_eq!(store.event_counts().await.unwrap(), (3, 0));
+    for i in 0..3 {
+        let s = store.get_session(&format!("vs_1full{i}")).await.unwrap();
+        assert_eq!(s.map(|s| s.status), Some(SessionStatus::Verified));
+    }
+}

@@ -618,3 +618,66 @@ impl StoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_trouble_is_not_the_datas_fault() {
+        let io = std::io::Error::other("connection reset");
+        for error in [
+            StoreError::Database(sqlx::Error::PoolTimedOut),
+            StoreError::Database(sqlx::Error::PoolClosed),
+            StoreError::Database(sqlx::Error::Io(io)),
+            StoreError::Database(sqlx::Error::Protocol("unexpected message".into())),
+        ] {
+            assert!(!error.is_about_the_data(), "{error}");
+        }
+        assert!(StoreError::Corrupt("facts".into()).is_about_the_data());
+    }
+
+    #[test]
+    fn identifiers_no_backend_can_store_are_refused() {
+        assert!(is_storable_identifier("evt_1NxTLs2eZvKYlo2C"));
+        for bad in [
+            "",
+            "evt_\0",
+            "vs_\n1",
+            &"x".repeat(MAX_IDENTIFIER_BYTES + 1),
+        ] {
+            assert!(!is_storable_identifier(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn facts_round_trip_through_their_columns() {
+        let bytes = crate::synth::event_bytes(&{
+            let mut spec =
+                crate::synth::Spec::new(crate::synth::Kind::RequiresInput, "vs_1facts", 1_000);
+            spec.user_ref = Some("u\0x".into());
+            spec.metadata = vec![("email".into(), "a@example.com".into())];
+            spec
+        });
+        let event = Event::from_slice(&bytes).unwrap();
+        let facts = EventFacts::of(&event);
+        let (encoded, metadata) = encode_facts(&facts).unwrap();
+        assert!(
+            !encoded.contains("a@example.com"),
+            "metadata has its own column"
+        );
+        let decoded = decode_facts(
+            event.id.clone(),
+            event.type_.as_str().to_string(),
+            event.created,
+            Some("vs_1facts".into()),
+            &encoded,
+            metadata.as_deref(),
+        )
+        .unwrap();
+        assert_eq!(decoded, facts);
+        let session = decoded.session().unwrap();
+        assert_eq!(session.client_reference_id.as_deref(), Some("u\u{FFFD}x"));
+        assert!(session.last_error_code.is_some() && session.report_id.is_some());
+    }
+}
