@@ -34,7 +34,8 @@ async fn events_lists_and_retries_a_quarantined_event(backend: Backend) {
     store.migrate().await.unwrap();
     let news: Vec<NewEvent> = (0..2)
         .map(|i| {
-            let bytes = synth::event_bytes(&Spec::new(Kind::Verified, &format!("vs_1cli{i}"), 1_000));
+            let bytes =
+                synth::event_bytes(&Spec::new(Kind::Verified, &format!("vs_1cli{i}"), 1_000));
             let event = stripe_webhook::Event::from_slice(&bytes).unwrap();
             NewEvent::from_event(&event, bytes).unwrap()
         })
@@ -52,13 +53,19 @@ async fn events_lists_and_retries_a_quarantined_event(backend: Backend) {
 
     let (ok, out, err) = cli(&db, &["events", "list", "--state", "quarantined", "--json"]);
     assert!(ok, "{err}");
-    let rows: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 1, "{out}");
     assert_eq!(rows[0]["id"], poison.as_str());
     assert_eq!(rows[0]["quarantine_error"], "refused: value too long");
     let (ok, out, err) = cli(&db, &["events", "list"]);
     assert!(ok, "{err}");
-    assert!(out.contains("quarantined") && out.contains("refused: value too long"), "{out}");
+    assert!(
+        out.contains("quarantined") && out.contains("refused: value too long"),
+        "{out}"
+    );
     assert_eq!(out.matches("pending").count(), 1, "{out}");
 
     let (ok, out, err) = cli(&db, &["events", "retry", poison]);

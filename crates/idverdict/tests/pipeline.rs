@@ -453,6 +453,48 @@ async fn unstorable_identifiers_are_refused_at_the_edge(backend: Backend) {
             "{path}: {body}"
         );
     }
+    // JSON bodies with a NUL in a string: 400 `invalid_text`; an escaped backslash before
+    // `u0000` is plain text and goes through to the route's own answer.
+    for (path, body, code) in [
+        (
+            "/v1/reviews/user_edge",
+            r#"{"action":"reject","reviewer":"a\u0000b"}"#,
+            "invalid_text",
+        ),
+        (
+            "/v1/reactions/targets/enable",
+            r#"{"url":"\u0000"}"#,
+            "invalid_text",
+        ),
+        (
+            "/v1/users/user_edge/verification_sessions",
+            r#"{"metadata":{"k":"v\u0000"}}"#,
+            "invalid_text",
+        ),
+        (
+            "/v1/reviews/user_edge",
+            r#"{"action":"reject","reviewer":"a\\u0000b"}"#,
+            "user_not_found",
+        ),
+    ] {
+        let res = app
+            .http
+            .post(app.url(path))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let answer: Value = res.json().await.unwrap();
+        assert_eq!(
+            answer["error"]["code"].as_str(),
+            Some(code),
+            "{path} {body}: {answer}"
+        );
+        assert!(status < 500, "{path}: {status}");
+    }
     app.stop().await;
 }
 both_backends!(unstorable_identifiers_are_refused_at_the_edge);
@@ -534,4 +576,68 @@ async fn storage_trouble_quarantines_nothing() {
         let s = store.get_session(&format!("vs_1full{i}")).await.unwrap();
         assert_eq!(s.map(|s| s.status), Some(SessionStatus::Verified));
     }
+}
+
+/// A measurement, not a test (run it with `--ignored --nocapture`): the processor's time to
+/// apply the same events from their stored facts and, side by side in the same run, by
+/// parsing their payloads (how rows without facts are applied, as every row was before facts
+/// were kept). Prints the ratio; asserts nothing about speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: cargo test --release -p idverdict --test pipeline parse_once -- --ignored --nocapture"]
+async fn parse_once_measurement() {
+    const EVENTS: usize = 20_000;
+    let mut results = Vec::new();
+    for round in 0..3 {
+        for with_facts in [true, false] {
+            let db = TestDb::new(Backend::Sqlite).await;
+            let store = db.store().await;
+            let p = processor(&store);
+            let events: Vec<NewEvent> = (0..EVENTS)
+                .map(|i| {
+                    let kind = [Kind::Created, Kind::Processing, Kind::RequiresInput][i % 3];
+                    let bytes = event(
+                        kind,
+                        &format!("vs_1m{}", i / 3),
+                        &format!("u{}", i / 3),
+                        1_000 + i as i64,
+                    );
+                    let mut new =
+                        NewEvent::from_event(&Event::from_slice(&bytes).unwrap(), bytes).unwrap();
+                    if !with_facts {
+                        new.facts = None;
+                    }
+                    new
+                })
+                .collect();
+            for chunk in events.chunks(500) {
+                store.insert_events(chunk, now_ms()).await.unwrap();
+            }
+            let started = std::time::Instant::now();
+            drain_with(&p).await;
+            let elapsed = started.elapsed();
+            assert_eq!(store.event_counts().await.unwrap(), (EVENTS as i64, 0));
+            println!(
+                "round {round} {}: {EVENTS} events applied in {:.3} s ({:.0} events/s)",
+                if with_facts { "facts  " } else { "payload" },
+                elapsed.as_secs_f64(),
+                EVENTS as f64 / elapsed.as_secs_f64()
+            );
+            results.push((with_facts, elapsed.as_secs_f64()));
+        }
+    }
+    let median = |facts: bool| {
+        let mut v: Vec<f64> = results
+            .iter()
+            .filter(|r| r.0 == facts)
+            .map(|r| r.1)
+            .collect();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[v.len() / 2]
+    };
+    println!(
+        "median: facts {:.3} s, payload {:.3} s: payload / facts = {:.2}",
+        median(true),
+        median(false),
+        median(false) / median(true)
+    );
 }

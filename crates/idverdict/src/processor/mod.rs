@@ -222,12 +222,16 @@ impl Processor {
                 tx.commit().await?;
                 self.applied(claimed.len(), &decisions, started);
             }
-            // Storage trouble (connection lost, disk full, a deadlock…): the whole batch waits
-            // and is tried again; no event is to blame.
-            Err(error) if !error.is_about_the_data() => return Err(error),
-            // The database refused something the batch would write: find the event(s).
             Err(error) => {
+                // At once, not when the connection is next used: until then the claimed rows
+                // stay locked and SKIP LOCKED would pass over them.
                 let _ = tx.rollback().await;
+                // Storage trouble (connection lost, disk full, a deadlock…): the whole batch
+                // waits and is tried again; no event is to blame.
+                if !error.is_about_the_data() {
+                    return Err(error);
+                }
+                // The database refused something the batch would write: find the event(s).
                 tracing::warn!(%error, events = claimed.len(), "a batch could not be applied; applying its events one by one");
                 self.apply_one_by_one(&claimed, &latest).await?;
             }
@@ -267,9 +271,11 @@ impl Processor {
                     tx.commit().await?;
                     self.applied(1, &decisions, started);
                 }
-                Err(error) if !error.is_about_the_data() => return Err(error),
                 Err(error) => {
                     let _ = tx.rollback().await;
+                    if !error.is_about_the_data() {
+                        return Err(error);
+                    }
                     let reason = error.to_string();
                     if self
                         .store
