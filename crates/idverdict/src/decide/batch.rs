@@ -25,7 +25,7 @@ pub struct EventFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject {
     /// An Identity VerificationSession event and its session snapshot.
-    Session(SessionFacts),
+    Session(Box<SessionFacts>),
     /// Not an Identity VerificationSession event.
     NotIdentity,
     /// An Identity event whose `data.object` is not a readable session.
@@ -36,7 +36,7 @@ impl EventFacts {
     pub fn of(event: &Event) -> EventFacts {
         let subject = match event.verification_session() {
             None => Subject::NotIdentity,
-            Some(Ok(session)) => Subject::Session(SessionFacts::of(&session)),
+            Some(Ok(session)) => Subject::Session(Box::new(SessionFacts::of(&session))),
             Some(Err(_)) => Subject::BadSessionObject,
         };
         EventFacts {
@@ -50,7 +50,7 @@ impl EventFacts {
     /// The session snapshot, for an Identity session event.
     pub fn session(&self) -> Option<&SessionFacts> {
         match &self.subject {
-            Subject::Session(s) => Some(s),
+            Subject::Session(s) => Some(s.as_ref()),
             _ => None,
         }
     }

@@ -168,7 +168,7 @@ fn decode_facts(
             last_error_reason,
             report_id,
             redaction_status,
-        } => Subject::Session(SessionFacts {
+        } => Subject::Session(Box::new(SessionFacts {
             id: object_id.ok_or_else(|| {
                 StoreError::Corrupt("a session event without object_id".to_string())
             })?,
@@ -185,7 +185,7 @@ fn decode_facts(
                 Some(m) => serde_json::from_str::<BTreeMap<String, String>>(m).map_err(corrupt)?,
                 None => BTreeMap::new(),
             },
-        }),
+        })),
         StoredFacts::NotIdentity => Subject::NotIdentity,
         StoredFacts::BadSessionObject => Subject::BadSessionObject,
     };
