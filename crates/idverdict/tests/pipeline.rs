@@ -641,3 +641,46 @@ async fn parse_once_measurement() {
         median(false) / median(true)
     );
 }
+
+/// A row whose stored facts no longer decode (damaged by hand, say) is quarantined like one
+/// the database refuses; the events around it are applied.
+async fn undecodable_facts_are_quarantined(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let store = db.store().await;
+    let p = processor(&store);
+    let events: Vec<NewEvent> = (0..3)
+        .map(|i| {
+            let bytes = event(Kind::Verified, &format!("vs_1dmg{i}"), "user_dmg", 1_000);
+            NewEvent::from_event(&Event::from_slice(&bytes).unwrap(), bytes).unwrap()
+        })
+        .collect();
+    store.insert_events(&events, now_ms()).await.unwrap();
+    let mut raw = db.raw().await;
+    sqlx::query(&format!(
+        "UPDATE events SET facts = '{{\"kind\":\"session\"' WHERE id = '{}'",
+        events[1].id
+    ))
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    drain_with(&p).await;
+    for (i, applied) in [(0, true), (1, false), (2, true)] {
+        let s = store.get_session(&format!("vs_1dmg{i}")).await.unwrap();
+        assert_eq!(s.is_some(), applied, "vs_1dmg{i}");
+    }
+    let quarantined = store
+        .list_events(Some(EventState::Quarantined), 10)
+        .await
+        .unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].id, events[1].id);
+    assert!(
+        quarantined[0]
+            .quarantine_error
+            .as_deref()
+            .unwrap()
+            .contains("event facts"),
+        "{quarantined:?}"
+    );
+}
+both_backends!(undecodable_facts_are_quarantined);

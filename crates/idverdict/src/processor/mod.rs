@@ -303,6 +303,13 @@ impl Processor {
         claimed: &[ClaimedEvent],
         latest: &HashMap<String, VerificationSession>,
     ) -> Result<Vec<DecisionType>, StoreError> {
+        // Stored facts that do not decode fail the batch as the event's fault: it is then
+        // found and quarantined like one the database refuses.
+        if let Some(c) = claimed.iter().find(|c| c.unreadable.is_some()) {
+            return Err(StoreError::Corrupt(
+                c.unreadable.clone().unwrap_or_default(),
+            ));
+        }
         // The facts taken from each event at ingest: no payload is parsed here, and a
         // redaction that purged the payloads meanwhile took nothing the rules need.
         let mut inputs: Vec<Input<'_>> = claimed

@@ -214,6 +214,9 @@ pub struct ClaimedEvent {
     /// `None` only for a row stored without facts whose payload a redaction purged, or that
     /// no longer parses: nothing is left to apply.
     pub facts: Option<EventFacts>,
+    /// Why the stored facts do not decode (the processor quarantines such an event instead of
+    /// failing every claim that reaches it).
+    pub unreadable: Option<String>,
 }
 
 /// The columns a claim reads.
@@ -224,22 +227,34 @@ fn claimed_from_row(row: &sqlx::any::AnyRow) -> Result<ClaimedEvent, StoreError>
     let seq: i64 = row.try_get("seq")?;
     let id: String = row.try_get("id")?;
     let facts: Option<String> = row.try_get("facts")?;
+    let mut unreadable = None;
     let facts = match facts {
-        Some(facts) => Some(decode_facts(
+        Some(facts) => match decode_facts(
             id.clone(),
             row.try_get("type")?,
             row.try_get("created")?,
             row.try_get("object_id")?,
             &facts,
             row.try_get::<Option<String>, _>("metadata")?.as_deref(),
-        )?),
+        ) {
+            Ok(facts) => Some(facts),
+            Err(error) => {
+                unreadable = Some(error.to_string());
+                None
+            }
+        },
         // Stored before facts were kept: the payload, once (it was verified before the ack).
         None => row
             .try_get::<Option<Vec<u8>>, _>("payload")?
             .and_then(|p| Event::from_slice(&p).ok())
             .map(|e| EventFacts::of(&e)),
     };
-    Ok(ClaimedEvent { seq, id, facts })
+    Ok(ClaimedEvent {
+        seq,
+        id,
+        facts,
+        unreadable,
+    })
 }
 
 impl Store {
