@@ -36,6 +36,8 @@ enum Command {
     Redact(commands::redact::RedactArgs),
     /// Inspect the reactions outbox (callbacks, emails, bus messages) and redeliver.
     Reactions(commands::reactions::ReactionsArgs),
+    /// List stored events (pending, processed, quarantined) and retry a quarantined one.
+    Events(commands::events::EventsArgs),
     /// Manage who may log in to the operator console.
     Operators(commands::operators::OperatorsArgs),
     /// Export the console's audit log.
@@ -92,6 +94,10 @@ async fn run(cli: Cli) -> std::process::ExitCode {
         Command::Reactions(args) => {
             logging::init(idverdict::config::LogFormat::Human);
             commands::reactions::run(args).await
+        }
+        Command::Events(args) => {
+            logging::init(idverdict::config::LogFormat::Human);
+            commands::events::run(args).await
         }
         Command::Operators(args) => {
             logging::init(idverdict::config::LogFormat::Human);

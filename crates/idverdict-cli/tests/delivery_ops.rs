@@ -346,9 +346,10 @@ async fn a_paused_callback_url_is_shown_everywhere_and_resumed(backend: Backend)
             Some(serde_json::json!({"url": format!("{callback}\u{0}")})),
         )
         .await;
+    // A NUL in any JSON body is refused before the route looks at it.
     assert_eq!(
         (status, e["error"]["code"].as_str()),
-        (400, Some("invalid_url"))
+        (400, Some("invalid_text"))
     );
     let (status, _) = serve
         .http

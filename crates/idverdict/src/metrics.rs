@@ -26,6 +26,8 @@ pub const WEBHOOKS_REJECTED: &str = "idverdict_webhooks_rejected_total";
 pub const WEBHOOKS_STORAGE_FAILED: &str = "idverdict_webhooks_storage_failed_total";
 pub const EVENTS_PENDING: &str = "idverdict_events_pending";
 pub const EVENTS_PROCESSED: &str = "idverdict_events_processed_total";
+pub const EVENTS_QUARANTINED: &str = "idverdict_events_quarantined";
+pub const EVENTS_QUARANTINED_TOTAL: &str = "idverdict_events_quarantined_total";
 pub const PROCESSOR_LAG: &str = "idverdict_processor_lag_seconds";
 pub const PROCESSOR_BATCH_DURATION: &str = "idverdict_processor_batch_duration_seconds";
 pub const DECISIONS: &str = "idverdict_decisions_total";
@@ -73,7 +75,7 @@ pub struct Series {
 }
 
 /// Why a webhook delivery was refused: the `code` of its 4xx answer.
-pub const REJECTION_REASONS: [&str; 10] = [
+pub const REJECTION_REASONS: [&str; 11] = [
     "missing_signature_header",
     "malformed_signature_header",
     "no_v1_signature",
@@ -84,6 +86,7 @@ pub const REJECTION_REASONS: [&str; 10] = [
     "not_an_event",
     "payload_too_large",
     "unreadable_body",
+    "invalid_identifier",
 ];
 
 /// The `LISTEN`/`NOTIFY` channels (PostgreSQL), as `store::notify` names them.
@@ -138,6 +141,18 @@ pub const SERIES: &[Series] = &[
         kind: Kind::Counter,
         labels: &[],
         help: "Events applied by the processor.",
+    },
+    Series {
+        name: EVENTS_QUARANTINED,
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "Stored events set aside because they cannot be applied (GET /v1/events?state=quarantined; retry with POST /v1/events/{id}/retry). Not counted as pending.",
+    },
+    Series {
+        name: EVENTS_QUARANTINED_TOTAL,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Events this instance quarantined.",
     },
     Series {
         name: PROCESSOR_LAG,
@@ -340,6 +355,7 @@ fn register_all(webhook_path: &str) {
         WEBHOOKS_DUPLICATE,
         WEBHOOKS_STORAGE_FAILED,
         EVENTS_PROCESSED,
+        EVENTS_QUARANTINED_TOTAL,
         RECONCILE_INGESTED,
         REACTIONS_RECLAIMED,
         CALLBACK_TARGET_PAUSES,
@@ -367,6 +383,7 @@ fn register_all(webhook_path: &str) {
     }
     for name in [
         EVENTS_PENDING,
+        EVENTS_QUARANTINED,
         PROCESSOR_LAG,
         REACTIONS_EXHAUSTED,
         REVIEW_QUEUE_LENGTH,
@@ -446,6 +463,11 @@ pub fn notifications_listening(listening: bool) {
     gauge!(NOTIFICATIONS_LISTENING).set(if listening { 1.0 } else { 0.0 });
 }
 
+/// An event set aside by the processor.
+pub fn event_quarantined() {
+    counter!(EVENTS_QUARANTINED_TOTAL).increment(1);
+}
+
 /// Claims taken back after their attempt was interrupted.
 pub fn reactions_reclaimed(n: u64) {
     counter!(REACTIONS_RECLAIMED).increment(n);
@@ -476,6 +498,7 @@ pub async fn refresh_store_gauges(store: &Store) -> Result<(), crate::store::Sto
             .unwrap_or(0.0)
     };
     gauge!(EVENTS_PENDING).set(stats.pending_events as f64);
+    gauge!(EVENTS_QUARANTINED).set(stats.quarantined_events as f64);
     gauge!(PROCESSOR_LAG).set(age(stats.oldest_pending_received_ms));
     gauge!(REACTIONS_EXHAUSTED).set(stats.exhausted_reactions as f64);
     gauge!(REVIEW_QUEUE_LENGTH).set(stats.review_queue as f64);

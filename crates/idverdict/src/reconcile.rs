@@ -51,6 +51,9 @@ pub struct ReconcileReport {
     pub duplicates: u64,
     /// The `created[gte]` the run listed from (unix seconds).
     pub listed_from: i64,
+    /// Events listed with an identifier no backend can store (the webhook receiver refuses
+    /// the same ones with 400 `invalid_identifier`): skipped, with a warning.
+    pub invalid: u64,
 }
 
 pub struct Reconciler {
@@ -95,7 +98,14 @@ impl Reconciler {
             let mut batch = Vec::with_capacity(events.len());
             for event in &events {
                 newest = Some(newest.map_or(event.created, |n| n.max(event.created)));
-                batch.push(NewEvent::from_event(event, serde_json::to_vec(event)?));
+                match NewEvent::from_event(event, serde_json::to_vec(event)?) {
+                    Ok(new) => batch.push(new),
+                    Err(error) => {
+                        report.listed += 1;
+                        report.invalid += 1;
+                        tracing::warn!(%error, "skipped a listed event that cannot be stored");
+                    }
+                }
             }
             let receipts = self.store.insert_events(&batch, now_ms()).await?;
             for receipt in receipts {

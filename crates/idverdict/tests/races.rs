@@ -35,7 +35,7 @@ fn failure(session: &str, user: &str, code: &str, report: &str, created: i64) ->
     spec.report_id = Some(report.to_string());
     let bytes = synth::event_bytes(&spec);
     let event = Event::from_slice(&bytes).expect("a synthetic event parses");
-    NewEvent::from_event(&event, bytes)
+    NewEvent::from_event(&event, bytes).expect("storable ids")
 }
 
 async fn store_event(store: &Store, event: NewEvent) {

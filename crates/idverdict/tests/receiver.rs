@@ -503,6 +503,9 @@ async fn events_acknowledged_before_a_restart_are_processed_after_it(backend: Ba
                 livemode: false,
                 api_version: e.api_version,
                 payload: b.clone(),
+                // As versions before facts were kept stored them: the processor parses the
+                // payload.
+                facts: None,
             }
         })
         .collect();

@@ -5,6 +5,7 @@ pub mod backup;
 pub mod dev_loop;
 pub mod emulate;
 pub mod endpoints;
+pub mod events;
 pub mod migrate;
 pub mod operators;
 pub mod reactions;

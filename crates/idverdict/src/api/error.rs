@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -207,6 +207,27 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// 400 `invalid_text` for a JSON body with a `\u0000` in a string: PostgreSQL cannot store a
+/// NUL in text, and no field of this API may hold one (the answer is the same on SQLite).
+fn refuse_nul(json: &[u8]) -> Result<(), ApiError> {
+    // Backslashes occur only inside strings, each starting an escape of two or six bytes.
+    let mut i = 0;
+    while i < json.len() {
+        if json[i] == b'\\' {
+            if json.get(i + 1..i + 6) == Some(b"u0000".as_slice()) {
+                return Err(ApiError::bad_request(
+                    "invalid_text",
+                    "the JSON body contains a NUL character (\\u0000), which no field may hold",
+                ));
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    Ok(())
+}
+
 /// A JSON body (`Content-Type: application/json`); rejections are [`ApiError`]s.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
@@ -219,6 +240,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state).await?;
+        refuse_nul(&bytes)?;
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         let Json(value) = Json::<T>::from_request(req, state).await?;
         Ok(ApiJson(value))
     }
@@ -242,6 +267,7 @@ where
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
+        refuse_nul(&body)?;
         serde_json::from_slice(&body)
             .map(OptionalJson)
             .map_err(|e| {
@@ -265,6 +291,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // A NUL (`%00`) is in no identifier, and PostgreSQL cannot even compare with it: a
+        // lookup would fail as storage trouble (503) instead of saying what is wrong.
+        if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await {
+            if let Some((name, _)) = raw.iter().find(|(_, value)| value.contains('\0')) {
+                return Err(ApiError::bad_request(
+                    "invalid_identifier",
+                    format!("the path parameter `{name}` contains a NUL character"),
+                ));
+            }
+        }
         let Path(value) = Path::<T>::from_request_parts(parts, state).await?;
         Ok(ApiPath(value))
     }
@@ -282,6 +318,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // A NUL can only arrive percent-encoded; no parameter may hold one (see `ApiPath`).
+        if parts.uri.query().is_some_and(|q| q.contains("%00")) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "a query parameter contains a NUL character",
+            ));
+        }
         let Query(value) = Query::<T>::from_request_parts(parts, state).await?;
         Ok(ApiQuery(value))
     }

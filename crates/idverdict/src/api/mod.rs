@@ -3,6 +3,7 @@
 
 mod auth;
 pub mod error;
+mod events;
 mod health;
 pub(crate) mod reviews;
 mod sessions;
@@ -21,6 +22,8 @@ use crate::state::AppState;
 pub fn app_routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/v1/verification_sessions/{id}", get(sessions::get_session))
+        .route("/v1/events", get(events::list))
+        .route("/v1/events/{id}/retry", post(events::retry))
         .route("/v1/users", get(users::list_users))
         .route("/v1/users/{user_ref}", get(users::get_user))
         .route("/v1/reviews", get(reviews::queue))

@@ -40,6 +40,8 @@ struct OverviewPage {
     webhooks: Vec<Count>,
     backlog: i64,
     backlog_oldest: Option<String>,
+    /// Events set aside because they cannot be applied.
+    quarantined: i64,
     reactions: Vec<Count>,
     reconcile: String,
 }
@@ -97,6 +99,13 @@ pub async fn page(State(state): State<AppState>, signed: Signed) -> Result<Respo
         ));
     }
 
+    let quarantined = store.quarantined_events().await?;
+    if quarantined > 0 {
+        warnings.push(format!(
+            "{quarantined} events are quarantined: the database refused what applying them would write. They block nothing; list them with `idverdict events list --state quarantined` (or GET /v1/events?state=quarantined) and retry each once the cause is fixed."
+        ));
+    }
+
     let (by_state, failing) = store.reaction_counts_since(now - DAY_MS).await?;
     let mut reactions = Vec::new();
     for (s, count) in by_state {
@@ -144,6 +153,7 @@ pub async fn page(State(state): State<AppState>, signed: Signed) -> Result<Respo
         webhooks,
         backlog,
         backlog_oldest: backlog_since.map(|t| duration_ms(now - t)),
+        quarantined,
         reactions,
         reconcile,
     })

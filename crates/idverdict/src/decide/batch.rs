@@ -8,14 +8,63 @@ use stripe_webhook::{Event, EventType, VerificationSession};
 
 use super::attempts::{AttemptLedger, FailedAttempt};
 use super::policy::Policy;
-use super::session::{apply, Effect, SessionRecord, Snapshot};
+use super::session::{apply, Effect, SessionFacts, SessionRecord, Snapshot};
+
+/// What the rules use of one event: extracted once, when the event is received, and stored
+/// beside its payload, so the processor never parses the payload again and a redaction that
+/// purges payloads takes nothing the rules still need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFacts {
+    pub id: String,
+    pub event_type: EventType,
+    pub created: i64,
+    pub subject: Subject,
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// An Identity VerificationSession event and its session snapshot.
+    Session(Box<SessionFacts>),
+    /// Not an Identity VerificationSession event.
+    NotIdentity,
+    /// An Identity event whose `data.object` is not a readable session.
+    BadSessionObject,
+}
+
+impl EventFacts {
+    pub fn of(event: &Event) -> EventFacts {
+        let subject = match event.verification_session() {
+            None => Subject::NotIdentity,
+            Some(Ok(session)) => Subject::Session(Box::new(SessionFacts::of(&session))),
+            Some(Err(_)) => Subject::BadSessionObject,
+        };
+        EventFacts {
+            id: event.id.clone(),
+            event_type: event.type_.clone(),
+            created: event.created,
+            subject,
+        }
+    }
+
+    /// The session snapshot, for an Identity session event.
+    pub fn session(&self) -> Option<&SessionFacts> {
+        match &self.subject {
+            Subject::Session(s) => Some(s.as_ref()),
+            _ => None,
+        }
+    }
+}
 
 /// What one batch input is.
 #[derive(Debug, Clone, Copy)]
 pub enum Input<'a> {
-    /// A claimed event (`seq` is its row); `None` when its payload is gone (a redaction purged
-    /// it) or no longer parses.
-    Event { seq: i64, event: Option<&'a Event> },
+    /// A claimed event (`seq` is its row); `None` when nothing about it is left to apply (an
+    /// event stored before facts were kept, whose payload a redaction purged).
+    Event {
+        seq: i64,
+        event: Option<&'a EventFacts>,
+    },
     /// Stripe's session as it is now. The processor puts these after the batch's events.
     Current(&'a VerificationSession),
 }
@@ -24,9 +73,7 @@ impl<'a> Input<'a> {
     /// The session an input is about, for locking and loading before the fold.
     pub fn session_id(&self) -> Option<&'a str> {
         match *self {
-            Input::Event { event: Some(e), .. } if e.type_.is_verification_session() => {
-                e.data.object_id()
-            }
+            Input::Event { event: Some(e), .. } => e.session().map(|s| s.id.as_str()),
             Input::Event { .. } => None,
             Input::Current(session) => Some(session.id.as_str()),
         }
@@ -38,7 +85,8 @@ impl<'a> Input<'a> {
 pub enum Disposition {
     /// Folded into its session.
     Applied,
-    /// The payload was gone (redacted meanwhile): nothing left to apply.
+    /// Nothing left to apply: an event stored before facts were kept, whose payload a
+    /// redaction purged meanwhile.
     SkippedNoPayload,
     /// Not an Identity VerificationSession event.
     IgnoredNotIdentity,
@@ -105,32 +153,29 @@ pub fn fold_batch(state: &mut BatchState, inputs: &[Input<'_>], policy: &Policy)
     for input in inputs {
         match *input {
             Input::Event { seq, event } => {
-                let disposition = match event {
+                let disposition = match event.map(|e| (e, &e.subject)) {
                     None => Disposition::SkippedNoPayload,
-                    Some(event) if !event.type_.is_verification_session() => {
-                        Disposition::IgnoredNotIdentity
+                    Some((_, Subject::NotIdentity)) => Disposition::IgnoredNotIdentity,
+                    Some((_, Subject::BadSessionObject)) => Disposition::IgnoredBadSessionObject,
+                    Some((event, Subject::Session(session))) => {
+                        let seen = newest_event.entry(session.id.clone()).or_insert(i64::MIN);
+                        *seen = (*seen).max(event.created);
+                        let redaction = event.event_type == EventType::VerificationSessionRedacted;
+                        let effect = fold_one(
+                            state,
+                            &mut changes,
+                            &Snapshot::of_event(event.created, redaction, session),
+                            policy,
+                        );
+                        changes.history.push(HistoryEntry {
+                            session_id: session.id.clone(),
+                            event_id: event.id.clone(),
+                            event_type: event.event_type.clone(),
+                            event_created: event.created,
+                            effect,
+                        });
+                        Disposition::Applied
                     }
-                    Some(event) => match event.verification_session() {
-                        Some(Ok(session)) => {
-                            let seen = newest_event.entry(session.id.clone()).or_insert(i64::MIN);
-                            *seen = (*seen).max(event.created);
-                            let effect = fold_one(
-                                state,
-                                &mut changes,
-                                &Snapshot::of_event(event, &session),
-                                policy,
-                            );
-                            changes.history.push(HistoryEntry {
-                                session_id: session.id.clone(),
-                                event_id: event.id.clone(),
-                                event_type: event.type_.clone(),
-                                event_created: event.created,
-                                effect,
-                            });
-                            Disposition::Applied
-                        }
-                        _ => Disposition::IgnoredBadSessionObject,
-                    },
                 };
                 changes.dispositions.push((seq, disposition));
             }
@@ -140,7 +185,8 @@ pub fn fold_batch(state: &mut BatchState, inputs: &[Input<'_>], policy: &Policy)
                 };
                 let known = newest_event.get(&session.id).copied().unwrap_or(i64::MIN);
                 let at = record.status_event_created.max(known);
-                fold_one(state, &mut changes, &Snapshot::current(session, at), policy);
+                let facts = SessionFacts::of(session);
+                fold_one(state, &mut changes, &Snapshot::current(&facts, at), policy);
             }
         }
     }

@@ -30,11 +30,13 @@ pub mod session;
 pub mod user;
 pub mod why;
 
-pub use batch::{fold_batch, BatchChanges, BatchState, Disposition, HistoryEntry, Input};
+pub use batch::{
+    fold_batch, BatchChanges, BatchState, Disposition, EventFacts, HistoryEntry, Input, Subject,
+};
 pub use decision::{Decision, DecisionType};
 pub use next_step::{default_next_step, guidance, NextStep};
 pub use policy::{CodeRule, Exhausted, Policy};
-pub use session::{Effect, SessionOutcome, SessionRecord};
+pub use session::{Effect, SessionFacts, SessionOutcome, SessionRecord};
 pub use user::{ReviewAction, UserChange, UserRecord, UserState, UserView};
 pub use why::{Rule, StepSource, Why};
 

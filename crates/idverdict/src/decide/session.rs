@@ -13,9 +13,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use stripe_webhook::{
-    ErrorCode, Event, EventType, RedactionStatus, SessionStatus, SessionType, VerificationSession,
-};
+use stripe_webhook::{ErrorCode, RedactionStatus, SessionStatus, SessionType, VerificationSession};
 
 use super::next_step::NextStep;
 use super::policy::Policy;
@@ -76,6 +74,67 @@ impl SessionOutcome {
     }
 }
 
+/// What the rules use of one snapshot of a session: taken once from an event when it is
+/// received (and stored beside it, outside the personal payload), or from Stripe's current
+/// session. Free text is made storable on both backends here: U+0000, which PostgreSQL
+/// cannot hold in text, becomes U+FFFD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionFacts {
+    pub id: String,
+    pub status: SessionStatus,
+    pub session_type: Option<SessionType>,
+    pub livemode: bool,
+    /// The session's own `created`.
+    pub created: i64,
+    pub client_reference_id: Option<String>,
+    pub last_error_code: Option<ErrorCode>,
+    pub last_error_reason: Option<String>,
+    pub report_id: Option<String>,
+    pub redaction_status: Option<RedactionStatus>,
+    /// Personal: erased from storage with a redaction, like the payload.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl SessionFacts {
+    pub fn of(session: &VerificationSession) -> SessionFacts {
+        let error = session.last_error.as_ref();
+        SessionFacts {
+            id: session.id.clone(),
+            status: session.status.clone(),
+            session_type: session.type_.clone(),
+            livemode: session.livemode,
+            created: session.created,
+            client_reference_id: session.client_reference_id.as_deref().map(storable),
+            last_error_code: error
+                .and_then(|e| e.code.as_ref())
+                .map(|c| ErrorCode::from(storable(c.as_str()))),
+            last_error_reason: error.and_then(|e| e.reason.as_deref()).map(storable),
+            report_id: session
+                .last_verification_report
+                .as_ref()
+                .and_then(|r| r.id())
+                .map(storable),
+            redaction_status: session.redaction.as_ref().map(|r| r.status.clone()),
+            metadata: session
+                .metadata
+                .iter()
+                .map(|(k, v)| (storable(k), storable(v)))
+                .collect(),
+        }
+    }
+}
+
+/// `text` with every U+0000 replaced by U+FFFD (the one character no backend's text type
+/// takes on both: PostgreSQL refuses it). Replacing rather than dropping keeps `a\0b` distinct
+/// from `ab`.
+pub fn storable(text: &str) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text.to_string()
+    }
+}
+
 /// Everything idverdict keeps about one verification session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionRecord {
@@ -120,7 +179,7 @@ impl SessionRecord {
 
     /// A record for a session seen for the first time, before its first snapshot is applied:
     /// its status is not placed yet, so any known status comes after it.
-    fn first_seen(session: &VerificationSession) -> SessionRecord {
+    fn first_seen(session: &SessionFacts) -> SessionRecord {
         SessionRecord {
             id: session.id.clone(),
             user_ref: None,
@@ -152,6 +211,7 @@ impl SessionRecord {
             "livemode": false, "status": "requires_input",
         }))
         .expect("a minimal session");
+        let session = SessionFacts::of(&session);
         SessionRecord {
             user_ref: Some("u".to_string()),
             session_type: Some(SessionType::Document),
@@ -192,7 +252,7 @@ pub enum Source {
 /// A snapshot of a session, placed in the session's life.
 #[derive(Debug, Clone, Copy)]
 pub struct Snapshot<'a> {
-    pub session: &'a VerificationSession,
+    pub session: &'a SessionFacts,
     /// Unix seconds: the event's `created`; for Stripe's current session, the newest time
     /// already known for it, so it can move the session forward but never back.
     pub at: i64,
@@ -200,19 +260,18 @@ pub struct Snapshot<'a> {
 }
 
 impl<'a> Snapshot<'a> {
-    /// The snapshot an event carries.
-    pub fn of_event(event: &Event, session: &'a VerificationSession) -> Snapshot<'a> {
+    /// The snapshot an event carries: the event's `created`, and whether it is the
+    /// `…redacted` event itself.
+    pub fn of_event(created: i64, redaction: bool, session: &'a SessionFacts) -> Snapshot<'a> {
         Snapshot {
             session,
-            at: event.created,
-            source: Source::Event {
-                redaction: event.type_ == EventType::VerificationSessionRedacted,
-            },
+            at: created,
+            source: Source::Event { redaction },
         }
     }
 
     /// Stripe's current session, placed at `at`.
-    pub fn current(session: &'a VerificationSession, at: i64) -> Snapshot<'a> {
+    pub fn current(session: &'a SessionFacts, at: i64) -> Snapshot<'a> {
         Snapshot {
             session,
             at,
@@ -245,11 +304,11 @@ impl<'a> Snapshot<'a> {
     }
 
     pub(super) fn error_code(&self) -> Option<&'a ErrorCode> {
-        self.session.last_error.as_ref()?.code.as_ref()
+        self.session.last_error_code.as_ref()
     }
 
     pub(super) fn report_id(&self) -> Option<&'a str> {
-        self.session.last_verification_report.as_ref()?.id()
+        self.session.report_id.as_deref()
     }
 }
 
@@ -277,7 +336,7 @@ pub fn apply(
         });
     }
     if record.session_type.is_none() {
-        record.session_type = session.type_.clone();
+        record.session_type = session.session_type.clone();
     }
 
     let newer = match (current, position) {
@@ -294,7 +353,7 @@ pub fn apply(
         record.status_event_created = at;
         record.status_rank = rank;
         record.last_error_code = snapshot.error_code().cloned();
-        record.last_error_reason = session.last_error.as_ref().and_then(|e| e.reason.clone());
+        record.last_error_reason = session.last_error_reason.clone();
         if let Some(report) = snapshot.report_id() {
             record.last_report_id = Some(report.to_string());
         }
@@ -309,7 +368,7 @@ pub fn apply(
     }
 
     // Redaction: `redacted` beats `processing`, and the redacted event itself settles it.
-    let snapshot_redaction = session.redaction.as_ref().map(|r| r.status.clone());
+    let snapshot_redaction = session.redaction_status.clone();
     let redaction_event = snapshot.source == Source::Event { redaction: true };
     if redaction_event || snapshot_redaction == Some(RedactionStatus::Redacted) {
         record.redaction_status = Some(RedactionStatus::Redacted);

@@ -1,8 +1,9 @@
 //! `POST /webhook`: Stripe's delivery endpoint.
 //!
 //! Answers: 200 `{"received":true}` once the event is durable (also for an `evt_…` seen
-//! before); 400 with a reason when the signature or payload is bad (nothing stored; Stripe
-//! retrying will not help, so it should see a client error); 413 when the body is over the
+//! before); 400 with a reason when the signature or payload is bad, or an identifier (event
+//! id, session id, `type`, `api_version`) cannot be stored (`invalid_identifier`) — nothing
+//! stored; Stripe retrying will not help, so it should see a client error; 413 when the body is over the
 //! limit; 503 when storage is down (Stripe retries later).
 
 use axum::body::Bytes;
@@ -65,7 +66,14 @@ pub async fn receive(
             ApiError::bad_request(e.code(), rejection_message(&e))
         })?;
 
-    let new = NewEvent::from_event(&event, body.to_vec());
+    // Identifiers no backend can store or index (a NUL, control characters, kilobytes) are
+    // refused here with a 400, before they could fail a commit with a 503 that Stripe would
+    // retry for days.
+    let new = NewEvent::from_event(&event, body.to_vec()).map_err(|e| {
+        state.metrics.webhook_rejected(e.code());
+        tracing::info!(reason = e.code(), "rejected a webhook delivery");
+        ApiError::bad_request(e.code(), e.to_string())
+    })?;
     match state.committer.submit(new).await {
         Ok(receipt) => {
             let duplicate = receipt == Receipt::Duplicate;

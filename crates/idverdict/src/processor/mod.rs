@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stripe_webhook::{Event, VerificationSession};
+use stripe_webhook::VerificationSession;
 use tokio::sync::{watch, Notify};
 
 use crate::clock::now_ms;
@@ -217,13 +217,78 @@ impl Processor {
         if claimed.is_empty() {
             return Ok(0);
         }
-        let decisions = self.apply_batch(&mut tx, &claimed, &latest).await?;
-        tx.commit().await?;
-        crate::metrics::batch_processed(claimed.len(), &decisions, started.elapsed());
+        match self.apply_batch(&mut tx, &claimed, &latest).await {
+            Ok(decisions) => {
+                tx.commit().await?;
+                self.applied(claimed.len(), &decisions, started);
+            }
+            Err(error) => {
+                // At once, not when the connection is next used: until then the claimed rows
+                // stay locked and SKIP LOCKED would pass over them.
+                let _ = tx.rollback().await;
+                // Storage trouble (connection lost, disk full, a deadlock…): the whole batch
+                // waits and is tried again; no event is to blame.
+                if !error.is_about_the_data() {
+                    return Err(error);
+                }
+                // The database refused something the batch would write: find the event(s).
+                tracing::warn!(%error, events = claimed.len(), "a batch could not be applied; applying its events one by one");
+                self.apply_one_by_one(&claimed, &latest).await?;
+            }
+        }
+        Ok(claimed.len())
+    }
+
+    fn applied(&self, events: usize, decisions: &[DecisionType], started: std::time::Instant) {
+        crate::metrics::batch_processed(events, decisions, started.elapsed());
         if !decisions.is_empty() {
             self.reactions_due.notify_one();
         }
-        Ok(claimed.len())
+    }
+
+    /// After a batch failed on its data: each of its events in a transaction of its own, so
+    /// the good ones are applied and one that the database refuses is quarantined with its
+    /// error (visible in `/v1/events?state=quarantined`, the console and `/metrics`, retried
+    /// by an operator) instead of blocking every event behind it. Storage trouble meanwhile
+    /// stops the walk and quarantines nothing.
+    async fn apply_one_by_one(
+        &self,
+        claimed: &[ClaimedEvent],
+        latest: &HashMap<String, VerificationSession>,
+    ) -> Result<(), StoreError> {
+        for c in claimed {
+            let started = std::time::Instant::now();
+            let mut tx = self.store.begin().await?;
+            // Still waiting? (Another instance may have taken it since the rollback.)
+            let Some(event) = self.store.claim_event(&mut tx, c.seq).await? else {
+                continue;
+            };
+            match self
+                .apply_batch(&mut tx, std::slice::from_ref(&event), latest)
+                .await
+            {
+                Ok(decisions) => {
+                    tx.commit().await?;
+                    self.applied(1, &decisions, started);
+                }
+                Err(error) => {
+                    let _ = tx.rollback().await;
+                    if !error.is_about_the_data() {
+                        return Err(error);
+                    }
+                    let reason = error.to_string();
+                    if self
+                        .store
+                        .quarantine_event(c.seq, &reason, now_ms())
+                        .await?
+                    {
+                        tracing::error!(event = %c.id, error = %reason, "event quarantined: it cannot be applied (retry it once the cause is fixed)");
+                        crate::metrics::event_quarantined();
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Apply a claimed batch inside the claiming transaction: the batch commits as a whole
@@ -238,18 +303,20 @@ impl Processor {
         claimed: &[ClaimedEvent],
         latest: &HashMap<String, VerificationSession>,
     ) -> Result<Vec<DecisionType>, StoreError> {
-        // Stored payloads were verified and parsed before the ack; a missing one was purged
-        // by a redaction meanwhile.
-        let events: Vec<Option<Event>> = claimed
-            .iter()
-            .map(|c| c.payload.as_deref().and_then(|p| Event::from_slice(p).ok()))
-            .collect();
+        // Stored facts that do not decode fail the batch as the event's fault: it is then
+        // found and quarantined like one the database refuses.
+        if let Some(c) = claimed.iter().find(|c| c.unreadable.is_some()) {
+            return Err(StoreError::Corrupt(
+                c.unreadable.clone().unwrap_or_default(),
+            ));
+        }
+        // The facts taken from each event at ingest: no payload is parsed here, and a
+        // redaction that purged the payloads meanwhile took nothing the rules need.
         let mut inputs: Vec<Input<'_>> = claimed
             .iter()
-            .zip(&events)
-            .map(|(c, event)| Input::Event {
+            .map(|c| Input::Event {
                 seq: c.seq,
-                event: event.as_ref(),
+                event: c.facts.as_ref(),
             })
             .collect();
         let mut session_ids: Vec<&str> = inputs.iter().filter_map(Input::session_id).collect();

@@ -293,8 +293,9 @@ impl Store {
         Ok(query.execute(&mut **tx).await?.rows_affected())
     }
 
-    /// Redaction: drop the raw payloads of every event about these sessions. What stays is
-    /// ids, types, statuses, codes and timestamps.
+    /// Redaction: drop the raw payloads and the metadata of every event about these sessions.
+    /// What stays is the facts (ids, types, statuses, codes, timestamps, the user reference):
+    /// an event of the session still waiting is applied from them all the same.
     pub(crate) async fn purge_payloads(
         &self,
         tx: &mut Tx,
@@ -304,7 +305,8 @@ impl Store {
             return Ok(0);
         }
         let sql = format!(
-            "UPDATE events SET payload = NULL WHERE payload IS NOT NULL AND object_id IN ({})",
+            "UPDATE events SET payload = NULL, metadata = NULL \
+             WHERE (payload IS NOT NULL OR metadata IS NOT NULL) AND object_id IN ({})",
             list(self.backend, session_ids.len(), 0)
         );
         let mut query = sqlx::query(&sql);

@@ -841,7 +841,7 @@ impl Store {
     /// partial index of unprocessed events).
     pub async fn processor_backlog(&self) -> Result<(i64, Option<i64>), StoreError> {
         let r = sqlx::query(
-            "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM events WHERE processed_at IS NULL",
+            "SELECT COUNT(*) AS n, MIN(received_at) AS oldest FROM events WHERE processed_at IS NULL AND quarantined_at IS NULL",
         )
         .fetch_one(&self.read)
         .await?;

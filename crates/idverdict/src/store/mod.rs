@@ -24,7 +24,10 @@ pub use apply::Tx;
 pub use console::{
     AuditRow, ClaimOutcome, ClaimRow, ConsoleSession, NewAudit, NoteRow, Operator, UserFilter,
 };
-pub use events::{ClaimedEvent, NewEvent, Receipt};
+pub use events::{
+    is_storable_identifier, ClaimedEvent, EventRow, EventState, InvalidEvent, NewEvent, Receipt,
+    Retried, MAX_IDENTIFIER_BYTES,
+};
 pub use expectations::{CheckRow, DueCheck};
 pub use health::NotReady;
 pub use open::OpenError;

@@ -8,7 +8,9 @@ use super::{Backend, Store, StoreError};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {
+    /// Unprocessed events the processor will take (quarantined ones are not).
     pub pending_events: i64,
+    pub quarantined_events: i64,
     /// `received_at` (unix ms) of the oldest unprocessed event.
     pub oldest_pending_received_ms: Option<i64>,
     pub exhausted_reactions: i64,
@@ -28,8 +30,9 @@ impl Store {
         let pending = sqlx::query("SELECT COUNT(*) AS n FROM events WHERE processed_at IS NULL")
             .fetch_one(&self.read)
             .await?;
+        let quarantined = self.quarantined_events().await?;
         let oldest = sqlx::query(
-            "SELECT received_at FROM events WHERE processed_at IS NULL ORDER BY seq LIMIT 1",
+            "SELECT received_at FROM events WHERE processed_at IS NULL AND quarantined_at IS NULL ORDER BY seq LIMIT 1",
         )
         .fetch_optional(&self.read)
         .await?;
@@ -64,7 +67,8 @@ impl Store {
         Ok(StoreStats {
             paused_callback_targets,
             held_reactions,
-            pending_events: pending.try_get("n")?,
+            pending_events: pending.try_get::<i64, _>("n")? - quarantined,
+            quarantined_events: quarantined,
             oldest_pending_received_ms: oldest.map(|r| r.try_get("received_at")).transpose()?,
             exhausted_reactions: exhausted.try_get("n")?,
             review_queue: review.try_get("n")?,
