@@ -27,23 +27,6 @@ async fn refusal(res: reqwest::Response) -> (u16, String) {
     (status, code)
 }
 
-/// Writes `request` over a fresh TCP connection and reads until the server closes it:
-/// the response head and body.
-async fn raw_exchange(addr: std::net::SocketAddr, request: &str) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    conn.write_all(request.as_bytes()).await.expect("write");
-    let mut answer = Vec::new();
-    // Bounded only so a broken build cannot hang the suite; the server closes after answering.
-    tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer))
-        .await
-        .expect("the server answers and closes")
-        .expect("read");
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("a response");
-    (head.to_string(), body.to_string())
-}
-
 async fn every_refusal_is_json_of_one_shape(backend: Backend) {
     let db = TestDb::new(backend).await;
     let app = TestApp::start(&config(&db, &[SECRET])).await;
@@ -146,8 +129,7 @@ async fn every_refusal_is_json_of_one_shape(backend: Backend) {
     // A body over the limit, announced by its Content-Length and never sent: the server must
     // refuse it from the header alone. Sent by hand, because a client still writing megabytes
     // when the server answers and closes can lose that answer to a connection reset.
-    let (head, body) = raw_exchange(
-        app.addr,
+    let (head, body) = app.raw_exchange(
         &format!(
             "POST /v1/reviews/someone HTTP/1.1\r\nHost: idverdict\r\nAuthorization: Bearer {TOKEN}\r\n\
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -178,12 +160,12 @@ async fn a_request_over_the_time_limit_gets_a_json_408() {
         &[("IDVERDICT_REQUEST_TIMEOUT_SECS", "1")],
     ))
     .await;
-    let (head, body) = raw_exchange(
-        app.addr,
-        "POST /webhook HTTP/1.1\r\nHost: idverdict\r\nContent-Type: application/json\r\n\
+    let (head, body) = app
+        .raw_exchange(
+            "POST /webhook HTTP/1.1\r\nHost: idverdict\r\nContent-Type: application/json\r\n\
          Content-Length: 100\r\n\r\n{",
-    )
-    .await;
+        )
+        .await;
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     assert!(
         head.to_ascii_lowercase()

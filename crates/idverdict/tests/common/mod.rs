@@ -76,6 +76,28 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Writes `request` over a fresh TCP connection and reads until the server closes it:
+    /// the response head and body. For requests a client library would not send, or whose
+    /// answer it could lose (a body the server refuses unread: a client still writing it when
+    /// the server closes can get a connection reset instead of the answer).
+    pub async fn raw_exchange(&self, request: &str) -> (String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = tokio::net::TcpStream::connect(self.addr)
+            .await
+            .expect("connect");
+        conn.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        // Bounded only so a broken build cannot hang the suite; the server closes after
+        // answering.
+        tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut answer))
+            .await
+            .expect("the server answers and closes")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a response");
+        (head.to_string(), body.to_string())
+    }
+
     pub async fn start(config: &Config) -> TestApp {
         let app = idverdict::App::build(config).await.expect("build app");
         let addr = app.local_addr().expect("addr");
