@@ -38,6 +38,7 @@ pub const REVIEW_QUEUE_OLDEST_AGE: &str = "idverdict_review_queue_oldest_age_sec
 pub const RECONCILE_RUNS: &str = "idverdict_reconcile_runs_total";
 pub const RECONCILE_INGESTED: &str = "idverdict_reconcile_ingested_total";
 pub const STORE_SIZE: &str = "idverdict_store_size_bytes";
+pub const STORE_OLDEST_PAYLOAD_AGE: &str = "idverdict_store_oldest_payload_age_seconds";
 pub const NOTIFICATIONS_RECEIVED: &str = "idverdict_notifications_received_total";
 pub const REACTIONS_RECLAIMED: &str = "idverdict_reactions_reclaimed_total";
 pub const CALLBACK_TARGET_PAUSES: &str = "idverdict_callback_target_pauses_total";
@@ -211,6 +212,12 @@ pub const SERIES: &[Series] = &[
         help: "Size of the database in bytes (the SQLite file, or the PostgreSQL database).",
     },
     Series {
+        name: STORE_OLDEST_PAYLOAD_AGE,
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "Age of the oldest raw event payload still stored (retention deletes processed events' payloads after retention.payload_days); 0 when none is kept.",
+    },
+    Series {
         name: NOTIFICATIONS_RECEIVED,
         kind: Kind::Counter,
         labels: &["channel"],
@@ -365,6 +372,7 @@ fn register_all(webhook_path: &str) {
         REVIEW_QUEUE_LENGTH,
         REVIEW_QUEUE_OLDEST_AGE,
         STORE_SIZE,
+        STORE_OLDEST_PAYLOAD_AGE,
         CALLBACK_TARGETS_PAUSED,
         REACTIONS_HELD,
     ] {
@@ -472,6 +480,7 @@ pub async fn refresh_store_gauges(store: &Store) -> Result<(), crate::store::Sto
     if let Some(bytes) = stats.size_bytes {
         gauge!(STORE_SIZE).set(bytes as f64);
     }
+    gauge!(STORE_OLDEST_PAYLOAD_AGE).set(age(stats.oldest_payload_received_ms));
     Ok(())
 }
 
