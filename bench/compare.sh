@@ -15,6 +15,7 @@
 #
 #   bench/compare.sh            full run (15 s × 3, growth 1 M / 3 M, 60 s sustained; ~25 min)
 #   bench/compare.sh --quick    smoke run (3 s × 3, growth 20 k / 60 k, 10 s sustained; ~3 min)
+#   BEFORE_BIN=old/idverdict bench/compare.sh   adds the SQLite series of another build ("before")
 #
 # Raw lines go to stdout as they come; the summary table is printed at the end.
 set -euo pipefail
@@ -101,16 +102,22 @@ closed_series() { # label
     for _ in $(seq 1 "$REPS"); do load "$1/c$c" closed "$c" "$SECS"; done
   done
 }
-wait_applied() { # data-url: seconds until idverdict_events_pending reaches 0 (gauge refresh: 5 s)
-  local t0=$SECONDS
-  while true; do
-    local pending
-    pending=$(curl -s "$1" | awk '$1 == "idverdict_events_pending" {print $2}')
-    [ "${pending%.*}" = "0" ] && break
-    [ $((SECONDS - t0)) -gt 900 ] && break
-    sleep 1
-  done
-  echo $((SECONDS - t0))
+wait_applied() { # metrics-url: seconds until every accepted event is applied (live counters)
+  python3 - "$1" <<'PY'
+import sys, time, urllib.request
+def counter(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+t0 = time.time()
+while time.time() - t0 < 900:
+    text = urllib.request.urlopen(sys.argv[1]).read().decode()
+    if counter(text, "idverdict_events_processed_total") >= counter(text, "idverdict_webhooks_accepted_total"):
+        break
+    time.sleep(0.2)
+print(f"{time.time() - t0:.1f}")
+PY
 }
 
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1048576)}' /proc/meminfo) GiB, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(date -u '+%F %H:%M UTC'); quick=$QUICK secs=$SECS reps=$REPS"
@@ -130,6 +137,19 @@ closed_series sqlite
 load sqlite/steady rate 200 "$STEADY_SECS"
 stop_server sqlite
 rm -rf "$WORK/sqlite"
+
+# ---------------------------------------------------------------- an earlier build (before/after)
+# BEFORE_BIN=path/to/idverdict: the same SQLite series for another build, in the same run.
+if [ -n "${BEFORE_BIN:-}" ]; then
+  MAIN_BIN=$BIN; BIN=$BEFORE_BIN
+  start_idverdict "$WORK/before" "sqlite://$WORK/before/idverdict.db"
+  load warmup closed 16 2 >/dev/null
+  closed_series before
+  load before/steady rate 200 "$STEADY_SECS"
+  stop_server before
+  rm -rf "$WORK/before"
+  BIN=$MAIN_BIN
+fi
 
 # ---------------------------------------------------------------- idverdict on PostgreSQL (fresh)
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $PGDB" postgres
@@ -193,7 +213,8 @@ base = {c: med(f"express/c{c}", "events_per_sec") for c in (16, 64)}
 print("\n## Summary (median, min–max of the repetitions; ratio = median / Express median at the same connections)\n")
 print("| server | connections | req/s | ratio | p99 ms | server CPU µs/req |")
 print("|---|---|---|---|---|---|")
-for label in ("express", "sqlite", "postgres"):
+labels = ["express", "before", "sqlite", "postgres"] if "before/c64" in runs else ["express", "sqlite", "postgres"]
+for label in labels:
     for c in (16, 64):
         n = f"{label}/c{c}"
         m = med(n, "events_per_sec")
@@ -201,7 +222,7 @@ for label in ("express", "sqlite", "postgres"):
         print(f"| {label} | {c} | {fmt(m)} | {ratio} | {fmt(med(n, 'p99_ms'), digits=1)} | {fmt(med(n, 'cpu_us_per_req'))} |")
 print("\n| server | steady 200 events/s: p50 ms | p99 ms | max ms | peak RSS MiB |")
 print("|---|---|---|---|---|")
-for label in ("express", "sqlite", "postgres"):
+for label in labels:
     n = f"{label}/steady"
     rss = vals(label, "rss_peak_kb")
     print(f"| {label} | {fmt(med(n, 'p50_ms'), digits=2)} | {fmt(med(n, 'p99_ms'), digits=2)} | {fmt(med(n, 'max_ms'), digits=2)} | {rss[0] / 1024:.1f} |" if rss else f"| {label} | — | — | — | — |")
@@ -214,14 +235,15 @@ for name in sorted({n.split('/')[1] for n in runs if n.startswith('growth/') and
     rss = vals(f"growth/{name}", "rss_peak_kb")
     seed = runs.get(f"growth/{name}", [{}])[0]
     print(f"| {int(name):,} stored (seeded in {seed.get('seeded_in_seconds', '?')} s, {seed.get('file_mb', '?')} MB) | {fmt(m)} | {100 * m[0] / fresh[0]:.0f} % | {m[0] / base[64][0]:.2f}× | {fmt(med(f'growth/{name}/c64', 'p99_ms'), digits=1)} | {rss[0] / 1024:.1f} |")
-print("\n| sustained, 64 connections | acked/s | applied/s (in the window) | e2e ratio to Express | backlog at end | drained after | peak RSS MiB |")
-print("|---|---|---|---|---|---|---|")
+print("\n| sustained, 64 connections | acked/s | applied/s during the window | backlog at the end | all applied after | end to end (acked / time until all applied) | ratio to Express | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|")
 for label in ("sqlite", "postgres"):
     r = runs.get(f"{label}/sustained", [{}])
     s = next((x for x in r if "acked" in x), {})
     rss = next((x["rss_peak_kb"] for x in r if "rss_peak_kb" in x), None)
     d = runs.get(f"{label}/drain", [{}])[0].get("seconds", "?")
     if s:
-        e2e = min(float(s["events_per_sec"]), float(s.get("applied_per_sec", 0)))
-        print(f"| {label} | {float(s['events_per_sec']):,.0f} | {float(s.get('applied_per_sec', 0)):,.0f} | {e2e / base[64][0]:.2f}× | {float(s.get('backlog_at_end', 0)):,.0f} events | {d} s | {int(rss) / 1024:.1f} |")
+        acked = float(s["acked"]); window = float(s["seconds"])
+        e2e = acked / (window + float(d))
+        print(f"| {label} | {float(s['events_per_sec']):,.0f} | {float(s.get('applied_per_sec', 0)):,.0f} | {float(s.get('backlog_at_end', 0)):,.0f} events | {window:.0f} + {float(d):.1f} s | {e2e:,.0f} events/s | {e2e / base[64][0]:.2f}× | {int(rss) / 1024:.1f} |")
 PY
