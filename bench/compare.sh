@@ -16,6 +16,9 @@
 #   bench/compare.sh            full run (15 s × 3, growth 1 M / 3 M, 60 s sustained; ~25 min)
 #   bench/compare.sh --quick    smoke run (3 s × 3, growth 20 k / 60 k, 10 s sustained; ~3 min)
 #   BEFORE_BIN=old/idverdict bench/compare.sh   adds the SQLite series of another build ("before")
+#   PHASES="express sqlite" bench/compare.sh     only these parts (express sqlite before postgres
+#                                                sustained growth; Express is always needed for
+#                                                the ratios)
 #
 # Raw lines go to stdout as they come; the summary table is printed at the end.
 set -euo pipefail
@@ -53,6 +56,8 @@ cleanup() {
 }
 trap cleanup EXIT
 : >"$RESULTS"
+PHASES=${PHASES:-express sqlite before postgres sustained growth}
+phase() { [[ " $PHASES " == *" $1 "* ]]; }
 NEXT=0   # first event number of the next load run: no session is ever repeated
 
 # Server CPU time (user + system) in clock ticks.
@@ -124,28 +129,34 @@ echo "machine: $(nproc) cores, $(awk '/MemTotal/ {print int($2/1048576)}' /proc/
 echo "idverdict $(git rev-parse --short HEAD)$(git diff --quiet || echo +dirty); node $(node --version); express $(node -p 'require("./bench/express/node_modules/express/package.json").version'), stripe-node $(node -p 'require("./bench/express/node_modules/stripe/package.json").version')"
 
 # ---------------------------------------------------------------- Express, the baseline
+if phase express; then
 start_express
 load warmup closed 16 2 >/dev/null
-closed_series express
 load express/steady rate 200 "$STEADY_SECS"
+closed_series express
 stop_server express
+fi
 
 # ---------------------------------------------------------------- idverdict on SQLite (fresh)
+if phase sqlite; then
 start_idverdict "$WORK/sqlite" "sqlite://$WORK/sqlite/idverdict.db"
 load warmup closed 16 2 >/dev/null
-closed_series sqlite
+sleep 2   # the processor applies the warm-up's events
 load sqlite/steady rate 200 "$STEADY_SECS"
+closed_series sqlite
 stop_server sqlite
 rm -rf "$WORK/sqlite"
+fi
 
 # ---------------------------------------------------------------- an earlier build (before/after)
 # BEFORE_BIN=path/to/idverdict: the same SQLite series for another build, in the same run.
-if [ -n "${BEFORE_BIN:-}" ]; then
+if [ -n "${BEFORE_BIN:-}" ] && phase before; then
   MAIN_BIN=$BIN; BIN=$BEFORE_BIN
   start_idverdict "$WORK/before" "sqlite://$WORK/before/idverdict.db"
   load warmup closed 16 2 >/dev/null
-  closed_series before
+  sleep 2
   load before/steady rate 200 "$STEADY_SECS"
+  closed_series before
   stop_server before
   rm -rf "$WORK/before"
   BIN=$MAIN_BIN
@@ -154,14 +165,18 @@ fi
 # ---------------------------------------------------------------- idverdict on PostgreSQL (fresh)
 psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $PGDB" postgres
 PGURL="postgres://postgres@127.0.0.1:5432/$PGDB"
+if phase postgres; then
 start_idverdict "$WORK/pg" "$PGURL"
 load warmup closed 16 2 >/dev/null
-closed_series postgres
+sleep 2
 load postgres/steady rate 200 "$STEADY_SECS"
+closed_series postgres
 stop_server postgres
+fi
 
 # ---------------------------------------------------------------- sustained end to end
 for backend in sqlite postgres; do
+  phase sustained || break
   if [ $backend = sqlite ]; then url="sqlite://$WORK/sus-sqlite/idverdict.db"; else
     psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $PGDB" -c "CREATE DATABASE $PGDB" postgres
     url=$PGURL
@@ -176,6 +191,7 @@ done
 
 # ---------------------------------------------------------------- growth (SQLite)
 DB=$WORK/growth/idverdict.db
+phase growth && {
 start_idverdict "$WORK/growth" "sqlite://$DB"   # creates and migrates the file
 stop_server growth/create >/dev/null
 seeded=0
@@ -189,6 +205,7 @@ for target in $GROWTH; do
   for _ in $(seq 1 "$REPS"); do load "growth/$target/c64" closed 64 "$SECS"; done
   stop_server "growth/$target"
 done
+}
 
 # ---------------------------------------------------------------- summary
 python3 - "$RESULTS" <<'PY'

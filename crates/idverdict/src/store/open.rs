@@ -137,7 +137,8 @@ impl Store {
 ///   overwrites what is deleted (redacted data) instead of leaving it in free pages.
 /// - `wal_autocheckpoint = 0`: a checkpoint is never run by the committing connection (it
 ///   would copy the log into the database, with its own fsyncs, while deliveries wait for that
-///   commit); [`checkpoint_periodically`] runs them beside the writer instead.
+///   commit); [`checkpoint_periodically`] runs them beside the writer instead, finishing on
+///   the writer between transactions when the log has grown.
 ///   `journal_size_limit` trims the log file after a checkpoint reset it.
 /// - `cache_size`: the writer's page cache (8 MiB, four times the default) holds more of the
 ///   interior pages of the indexes the committer and the processor write (the random `evt_…`
@@ -159,11 +160,18 @@ pub(super) fn sqlite_pragmas(writer: bool) -> &'static str {
 
 /// How often the checkpointer copies the write-ahead log into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// Log frames (4 KiB pages) beyond which the checkpointer finishes on the writer connection.
+const CATCH_UP_FRAMES: i64 = 4096;
 
-/// SQLite: run a `PASSIVE` checkpoint every [`CHECKPOINT_EVERY`] on a reader connection until
-/// `shutdown`. A passive checkpoint never takes the write lock, so the committer keeps
-/// committing while it runs; what it cannot copy yet (frames a reader still needs) the next
-/// one does. No-op on PostgreSQL.
+/// SQLite: every [`CHECKPOINT_EVERY`], a `PASSIVE` checkpoint on a reader connection, until
+/// `shutdown`. It never takes the write lock, so the committer keeps committing while it
+/// copies. But under continuous writes it never quite catches up — the writer appends while
+/// it copies — and SQLite starts the log over only after a checkpoint that copied all of it,
+/// so the log would grow without end (and every page read searches a longer log index). So
+/// when the log holds more than [`CATCH_UP_FRAMES`], a second passive checkpoint runs on the
+/// writer connection, queued like any write transaction: no commit is in flight then, the
+/// frames left to copy are the few written since the first pass, and it completes, so the
+/// next commit starts the log over. No-op on PostgreSQL.
 pub async fn checkpoint_periodically(
     store: Store,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
@@ -180,11 +188,26 @@ pub async fn checkpoint_periodically(
                 }
             }
         }
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&store.read)
-            .await
-        {
-            tracing::debug!(%error, "write-ahead log checkpoint failed; trying again");
+        match store.checkpoint(&store.read).await {
+            Ok(frames) if frames > CATCH_UP_FRAMES => {
+                if let Err(error) = store.checkpoint(&store.write).await {
+                    tracing::debug!(%error, "write-ahead log catch-up checkpoint failed");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::debug!(%error, "write-ahead log checkpoint failed; trying again")
+            }
         }
+    }
+}
+
+impl Store {
+    /// One `PASSIVE` checkpoint on `pool`; returns the frames in the log.
+    async fn checkpoint(&self, pool: &sqlx::AnyPool) -> Result<i64, StoreError> {
+        let row = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(pool)
+            .await?;
+        Ok(row.try_get(1)?)
     }
 }
