@@ -48,6 +48,9 @@ enum Command {
     Backup(commands::backup::BackupArgs),
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // With one core (a small VM, or pinned with taskset) a single-threaded runtime avoids

@@ -64,6 +64,8 @@ pub struct App {
     /// Webhook counts on their way to `webhook_stats` (the console's overview).
     tally: Arc<crate::metrics::WebhookTally>,
     limits: crate::connections::Limits,
+    /// Retention's rules and the committer's load it yields to (`store::retention`).
+    retention: (crate::config::RetentionConfig, Arc<IngestLoad>),
 }
 
 impl App {
@@ -186,15 +188,23 @@ impl App {
             router,
             store: store.clone(),
             committer_task,
-            processor: Processor::new(store, policy, reactions, wake, load, dispatcher.waker())
-                .with_poll_interval(config.poll_interval)
-                .with_stripe(stripe.clone())
-                .with_expectations_key(expectations_key),
+            processor: Processor::new(
+                store,
+                policy,
+                reactions,
+                wake,
+                load.clone(),
+                dispatcher.waker(),
+            )
+            .with_poll_interval(config.poll_interval)
+            .with_stripe(stripe.clone())
+            .with_expectations_key(expectations_key),
             dispatcher,
             listen,
             reconciler,
             tally,
             limits,
+            retention: (config.retention, load),
         })
     }
 
@@ -222,6 +232,17 @@ impl App {
             self.store.clone(),
             processor_stopped.clone(),
         ));
+        let (rules, load) = self.retention;
+        let retention = tokio::spawn(crate::store::retention::run(
+            self.store.clone(),
+            rules,
+            load,
+            processor_stopped.clone(),
+        ));
+        let checkpointer = tokio::spawn(crate::store::checkpoint_periodically(
+            self.store.clone(),
+            processor_stopped.clone(),
+        ));
         let gauges = tokio::spawn(crate::metrics::refresh_periodically(
             self.store.clone(),
             processor_stopped.clone(),
@@ -242,6 +263,8 @@ impl App {
         let _ = processor.await;
         let _ = dispatcher.await;
         let _ = scrubber.await;
+        let _ = retention.await;
+        let _ = checkpointer.await;
         let _ = gauges.await;
         if let Some(listener) = listener {
             let _ = listener.await;

@@ -40,6 +40,7 @@ pub const REVIEW_QUEUE_OLDEST_AGE: &str = "idverdict_review_queue_oldest_age_sec
 pub const RECONCILE_RUNS: &str = "idverdict_reconcile_runs_total";
 pub const RECONCILE_INGESTED: &str = "idverdict_reconcile_ingested_total";
 pub const STORE_SIZE: &str = "idverdict_store_size_bytes";
+pub const STORE_OLDEST_PAYLOAD_AGE: &str = "idverdict_store_oldest_payload_age_seconds";
 pub const NOTIFICATIONS_RECEIVED: &str = "idverdict_notifications_received_total";
 pub const NOTIFICATIONS_LISTENING: &str = "idverdict_notifications_listening";
 pub const REACTIONS_RECLAIMED: &str = "idverdict_reactions_reclaimed_total";
@@ -227,6 +228,12 @@ pub const SERIES: &[Series] = &[
         help: "Size of the database in bytes (the SQLite file, or the PostgreSQL database).",
     },
     Series {
+        name: STORE_OLDEST_PAYLOAD_AGE,
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "Age of the oldest raw event payload still stored (retention deletes processed events' payloads after retention.payload_days); 0 when none is kept.",
+    },
+    Series {
         name: NOTIFICATIONS_RECEIVED,
         kind: Kind::Counter,
         labels: &["channel"],
@@ -389,6 +396,7 @@ fn register_all(webhook_path: &str) {
         REVIEW_QUEUE_LENGTH,
         REVIEW_QUEUE_OLDEST_AGE,
         STORE_SIZE,
+        STORE_OLDEST_PAYLOAD_AGE,
         CALLBACK_TARGETS_PAUSED,
         REACTIONS_HELD,
         NOTIFICATIONS_LISTENING,
@@ -508,6 +516,7 @@ pub async fn refresh_store_gauges(store: &Store) -> Result<(), crate::store::Sto
     if let Some(bytes) = stats.size_bytes {
         gauge!(STORE_SIZE).set(bytes as f64);
     }
+    gauge!(STORE_OLDEST_PAYLOAD_AGE).set(age(stats.oldest_payload_received_ms));
     Ok(())
 }
 

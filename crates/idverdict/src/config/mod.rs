@@ -18,6 +18,7 @@ pub mod docs;
 pub mod parse;
 mod raw;
 pub mod reactions;
+pub mod retention;
 pub mod settings;
 pub mod stripe;
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub use reactions::{
     decode_secret, generate_callback_secret, CallbackConfig, DeliveryConfig, EmailConfig,
     NatsConfig, ReactConfig, TlsMode,
 };
+pub use retention::RetentionConfig;
 pub use settings::{Setting, SETTINGS};
 pub use stripe::{StripeKey, StripeSettings};
 pub use warnings::start_up_warnings;
@@ -83,6 +85,8 @@ pub struct Config {
     pub stripe: Option<StripeSettings>,
     /// The operator console (`[console]`).
     pub console: ConsoleConfig,
+    /// How long stored events and their payloads are kept (`[retention]`).
+    pub retention: RetentionConfig,
     /// Where `serve`'s embedded emulator listens in dev mode (`None`: the usual port if free).
     pub emulator_listen: Option<String>,
     /// `serve` does not start the embedded emulator even in dev mode.
@@ -130,6 +134,7 @@ impl std::fmt::Debug for Config {
             .field("reactions", &self.reactions)
             .field("stripe", &self.stripe)
             .field("console", &self.console)
+            .field("retention", &self.retention)
             .field("emulator_listen", &self.emulator_listen)
             .field("no_emulator", &self.no_emulator)
             .field("dev_mode", &self.dev_mode)
@@ -430,6 +435,9 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
     reactions.validate()?;
     let stripe = raw.stripe.resolve()?;
     let console = raw.console.resolve()?;
+    let retention = raw
+        .retention
+        .resolve(Duration::from_secs(raw.stripe.reconcile_since_secs))?;
 
     // With neither a secret nor a token configured this is a first run on a laptop: the
     // embedded defaults generate both. With either configured, nothing is generated and a
@@ -464,6 +472,7 @@ fn resolve(raw: RawConfig) -> Result<Config, SettingError> {
         reactions,
         stripe,
         console,
+        retention,
         emulator_listen: raw.emulator_listen,
         no_emulator: raw.no_emulator,
         dev_mode,

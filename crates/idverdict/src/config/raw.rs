@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::console::ConsoleTable;
 use super::parse;
 use super::reactions::{CallbackConfig, DeliveryConfig, EmailConfig, NatsConfig};
+use super::retention::RetentionTable;
 use super::stripe::StripeTable;
 use super::{settings, ConfigError, LogFormat};
 use crate::decide::policy::PolicyTable;
@@ -57,6 +58,7 @@ pub(crate) struct RawConfig {
     /// The policy's own schema, validated by `decide::Policy::from_toml`.
     pub policy: Option<PolicyTable>,
     pub console: ConsoleTable,
+    pub retention: RetentionTable,
 
     /// The embedded emulator of `serve` in dev mode: environment (and flags) only.
     #[serde(skip)]
@@ -92,6 +94,7 @@ impl Default for RawConfig {
             stripe: StripeTable::default(),
             policy: None,
             console: ConsoleTable::default(),
+            retention: RetentionTable::default(),
             emulator_listen: None,
             no_emulator: false,
         }

@@ -320,6 +320,13 @@ pub static SETTINGS: &[Setting] = &[
         Is("259200"),
         "How far back each reconciliation looks (72 h); never beyond Stripe's 30 days.",
         |c, v| c.stripe.reconcile_since_secs = v),
+    // ------------------------------------------------------------------ [retention]
+    setting!(key: "retention.payload_days", env: "IDVERDICT_RETENTION_PAYLOAD_DAYS", Number, Is("30"),
+        "Days after which the raw payload of a processed event is deleted (its facts and decisions stay). At least 1; Stripe keeps events for 30 days.",
+        |c, v| c.retention.payload_days = v),
+    setting!(key: "retention.event_days", env: "IDVERDICT_RETENTION_EVENT_DAYS", Number, Is("33"),
+        "Days after which a processed event's row is deleted. A row is what recognises a redelivery as a duplicate, so this must cover Stripe's 3-day retry window plus `stripe.reconcile_since_secs`, and `retention.payload_days`.",
+        |c, v| c.retention.event_days = v),
     // ------------------------------------------------------------------ [console]
     setting!(key: "console.enabled", env: "IDVERDICT_CONSOLE", Bool, Is("on"),
         "`off`: no operator console at `/console`.",

@@ -263,6 +263,12 @@ fn samples(templates: &str) -> Vec<(&'static str, String, Check)> {
         ("IDVERDICT_MAX_ATTEMPTS", s("5"), |c| {
             c.policy.max_attempts == 5
         }),
+        ("IDVERDICT_RETENTION_PAYLOAD_DAYS", s("7"), |c| {
+            c.retention.payload == Duration::from_secs(7 * 86400)
+        }),
+        ("IDVERDICT_RETENTION_EVENT_DAYS", s("40"), |c| {
+            c.retention.events == Duration::from_secs(40 * 86400)
+        }),
         ("IDVERDICT_CONSOLE", s("off"), |c| !c.console.enabled),
         ("IDVERDICT_CONSOLE_SESSION_IDLE_SECS", s("10m"), |c| {
             c.console.session_idle == Duration::from_secs(600)
@@ -961,4 +967,49 @@ fn policy_expectations_errors_name_the_key() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("policy.expectations.issuing_countries"), "{e}");
+}
+
+#[test]
+fn event_rows_must_outlive_the_redelivery_and_reconciliation_windows() {
+    let c = load(&[
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+        ("IDVERDICT_API_TOKEN", TOKEN),
+    ])
+    .unwrap();
+    assert_eq!(c.retention.payload, Duration::from_secs(30 * 86400));
+    assert_eq!(c.retention.events, Duration::from_secs(33 * 86400));
+    // 3 days of retries + 72 h of reconciliation = 6 days at least.
+    let short = load(&[
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+        ("IDVERDICT_API_TOKEN", TOKEN),
+        ("IDVERDICT_RETENTION_PAYLOAD_DAYS", "2"),
+        ("IDVERDICT_RETENTION_EVENT_DAYS", "5"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        short.contains("retention.event_days") && short.contains("at least 6 days"),
+        "{short}"
+    );
+    let ok = load(&[
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+        ("IDVERDICT_API_TOKEN", TOKEN),
+        ("IDVERDICT_RETENTION_PAYLOAD_DAYS", "2"),
+        ("IDVERDICT_RETENTION_EVENT_DAYS", "6"),
+    ])
+    .unwrap();
+    assert_eq!(ok.retention.events, Duration::from_secs(6 * 86400));
+    // A row outliving its payload's window is required too.
+    let shorter_than_payload = load(&[
+        ("STRIPE_WEBHOOK_SECRET", SECRET),
+        ("IDVERDICT_API_TOKEN", TOKEN),
+        ("IDVERDICT_RETENTION_PAYLOAD_DAYS", "30"),
+        ("IDVERDICT_RETENTION_EVENT_DAYS", "20"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        shorter_than_payload.contains("retention.payload_days"),
+        "{shorter_than_payload}"
+    );
 }

@@ -44,6 +44,8 @@ struct OverviewPage {
     quarantined: i64,
     reactions: Vec<Count>,
     reconcile: String,
+    store_size: String,
+    oldest_payload: String,
 }
 
 pub async fn page(State(state): State<AppState>, signed: Signed) -> Result<Response, ConsoleError> {
@@ -144,6 +146,19 @@ pub async fn page(State(state): State<AppState>, signed: Signed) -> Result<Respo
         (Some(_), Some(text)) => describe_run(&text, now),
     };
 
+    let store_size = match store.size_bytes().await? {
+        Some(bytes) => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+        None => "unknown".to_string(),
+    };
+    let oldest_payload = match store.oldest_payload_ms().await? {
+        Some(t) => format!(
+            "oldest raw payload kept: {} ({} ago)",
+            datetime_ms(t),
+            duration_ms(now - t)
+        ),
+        None => "no raw payload kept".to_string(),
+    };
+
     render(&OverviewPage {
         layout: signed.layout("overview"),
         warnings,
@@ -156,6 +171,8 @@ pub async fn page(State(state): State<AppState>, signed: Signed) -> Result<Respo
         quarantined,
         reactions,
         reconcile,
+        store_size,
+        oldest_payload,
     })
 }
 

@@ -13,6 +13,7 @@ mod health;
 pub mod notify;
 mod open;
 mod reactions;
+pub mod retention;
 pub mod scrub;
 mod sessions;
 mod stats;
@@ -30,7 +31,7 @@ pub use events::{
 };
 pub use expectations::{CheckRow, DueCheck};
 pub use health::NotReady;
-pub use open::OpenError;
+pub use open::{checkpoint_periodically, OpenError};
 pub use reactions::{
     AttemptResult, ClaimedReaction, Interrupted, Leases, NextState, ReactionAttemptRow,
     ReactionFilter, ReactionRow, Redeliver, INTERRUPTED,
@@ -140,7 +141,7 @@ impl Store {
         let options = AnyConnectOptions::from_str(url)?;
         match backend {
             Backend::Sqlite => {
-                let write = sqlite_pool(1)
+                let write = sqlite_pool(1, true)
                     .after_release(|conn, _meta| {
                         Box::pin(async move {
                             // On a full or read-only disk SQLite rolls a failed transaction
@@ -156,7 +157,7 @@ impl Store {
                     })
                     .connect_with(options.clone())
                     .await?;
-                let read = sqlite_pool(4).connect_with(options).await?;
+                let read = sqlite_pool(4, false).connect_with(options).await?;
                 Ok(Store {
                     backend,
                     write,
@@ -215,20 +216,13 @@ impl Store {
     }
 }
 
-fn sqlite_pool(max: u32) -> AnyPoolOptions {
+fn sqlite_pool(max: u32, writer: bool) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
-                // WAL lets readers work beside the writer; synchronous=FULL makes every commit
-                // durable before we acknowledge (the group committer amortises the fsync);
-                // secure_delete overwrites what is deleted (redacted data) instead of leaving
-                // it in free pages.
-                conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
-                )
-                .await?;
+                conn.execute(open::sqlite_pragmas(writer)).await?;
                 Ok(())
             })
         })

@@ -23,6 +23,8 @@ pub struct StoreStats {
     pub held_reactions: i64,
     /// The database's size; `None` when it cannot be told.
     pub size_bytes: Option<i64>,
+    /// `received_at` (unix ms) of the oldest event whose raw payload is still kept.
+    pub oldest_payload_received_ms: Option<i64>,
 }
 
 impl Store {
@@ -74,10 +76,11 @@ impl Store {
             review_queue: review.try_get("n")?,
             oldest_review_since_ms: review.try_get("since")?,
             size_bytes: self.size_bytes().await?,
+            oldest_payload_received_ms: self.oldest_payload_ms().await?,
         })
     }
 
-    async fn size_bytes(&self) -> Result<Option<i64>, StoreError> {
+    pub async fn size_bytes(&self) -> Result<Option<i64>, StoreError> {
         Ok(match self.backend {
             // The database file's pages (the write-ahead log is bounded by checkpoints).
             Backend::Sqlite => {
