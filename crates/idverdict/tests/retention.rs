@@ -26,9 +26,11 @@ const DAY_MS: i64 = 86_400_000;
 fn event(kind: Kind, session: &str, user: &str) -> NewEvent {
     let mut spec = Spec::new(kind, session, 1_700_000_000);
     spec.user_ref = Some(user.to_string());
+    // Personal metadata, kept beside the payload until the payload window ends.
+    spec.metadata = vec![("email".into(), format!("{user}@example.org"))];
     let bytes = synth::event_bytes(&spec);
     let event = Event::from_slice(&bytes).expect("a synthetic event parses");
-    NewEvent::from_event(&event, bytes)
+    NewEvent::from_event(&event, bytes).expect("a storable event")
 }
 
 fn processor(store: &Store) -> Processor {
@@ -47,12 +49,12 @@ async fn process_all(store: &Store) {
     while processor.run_once().await.expect("processor batch") > 0 {}
 }
 
-/// (has a payload, processed) of the event `id`; `None` when its row is gone.
+/// (has a payload or metadata, processed) of the event `id`; `None` when its row is gone.
 async fn row_of(db: &TestDb, id: &str) -> Option<(bool, bool)> {
     let mut raw = db.raw().await;
     let sql = match db.backend {
-        Backend::Sqlite => "SELECT payload IS NOT NULL AS has_payload, processed_at IS NOT NULL AS processed FROM events WHERE id = ?",
-        Backend::Postgres => "SELECT CAST(payload IS NOT NULL AS INTEGER) AS has_payload, CAST(processed_at IS NOT NULL AS INTEGER) AS processed FROM events WHERE id = $1",
+        Backend::Sqlite => "SELECT (payload IS NOT NULL OR metadata IS NOT NULL) AS has_payload, processed_at IS NOT NULL AS processed FROM events WHERE id = ?",
+        Backend::Postgres => "SELECT CAST((payload IS NOT NULL OR metadata IS NOT NULL) AS INTEGER) AS has_payload, CAST(processed_at IS NOT NULL AS INTEGER) AS processed FROM events WHERE id = $1",
     };
     let row = sqlx::query(sql)
         .bind(id)

@@ -322,7 +322,7 @@ pub static SETTINGS: &[Setting] = &[
         |c, v| c.stripe.reconcile_since_secs = v),
     // ------------------------------------------------------------------ [retention]
     setting!(key: "retention.payload_days", env: "IDVERDICT_RETENTION_PAYLOAD_DAYS", Number, Is("30"),
-        "Days after which the raw payload of a processed event is deleted (its facts and decisions stay). At least 1; Stripe keeps events for 30 days.",
+        "Days after which the raw payload of a processed event, and the session metadata kept with it, are deleted (its facts and decisions stay). At least 1; Stripe keeps events for 30 days.",
         |c, v| c.retention.payload_days = v),
     setting!(key: "retention.event_days", env: "IDVERDICT_RETENTION_EVENT_DAYS", Number, Is("33"),
         "Days after which a processed event's row is deleted. A row is what recognises a redelivery as a duplicate, so this must cover Stripe's 3-day retry window plus `stripe.reconcile_since_secs`, and `retention.payload_days`.",

@@ -1,8 +1,8 @@
 //! Retention: the store does not grow forever. Two rules (`config::retention`):
 //!
-//! - the raw payload of a *processed* event is set to NULL once it was received more than
-//!   `retention.payload_days` ago (the facts the processor derived, the session history and the
-//!   decisions stay);
+//! - the raw payload of a *processed* event, and the session metadata kept beside it, are set
+//!   to NULL once it was received more than `retention.payload_days` ago (the non-personal
+//!   facts the processor derived, the session history and the decisions stay);
 //! - the row of a processed event is deleted once it was received more than
 //!   `retention.event_days` ago — long enough that Stripe can no longer redeliver it and
 //!   reconciliation can no longer list it, so de-duplication never needs it again.
@@ -69,7 +69,7 @@ impl Store {
         let p = |i| self.backend.param(i);
         // The partial index `events_payload_kept` holds exactly the rows that still have one.
         let sql = format!(
-            "UPDATE events SET payload = NULL WHERE seq IN (SELECT seq FROM events \
+            "UPDATE events SET payload = NULL, metadata = NULL WHERE seq IN (SELECT seq FROM events \
              WHERE payload IS NOT NULL AND received_at < {} AND processed_at IS NOT NULL \
              ORDER BY received_at LIMIT {})",
             p(1),
