@@ -4,7 +4,7 @@
 # path would take for millions). Per two events one session: `events` rows (pretty-printed
 # ~1.7 KB payloads, `evt_…`/`vs_…` ids that are as scattered in the B-trees as Stripe's random
 # ones, processed, disposition `applied`), `verification_sessions`, `session_events` and
-# `users` rows. Received over the last 20 days, so inside the payload window: nothing of it is
+# `users` rows. Received 10–20 days ago, so inside the payload window: nothing of it is
 # pruned while the benchmark runs. Not seeded: reactions (the benchmark configures no channel),
 # attempts and reviews.
 #
