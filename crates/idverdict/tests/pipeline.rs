@@ -5,32 +5,16 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
 use idverdict::clock::now_ms;
-use idverdict::decide::{Policy, SessionOutcome, UserState};
-use idverdict::ingest::IngestLoad;
+use idverdict::decide::{SessionOutcome, UserState};
 use idverdict::processor::Processor;
-use idverdict::react::ReactConfig;
 use idverdict::store::{EventState, NewEvent, Retried, Store};
 use idverdict::synth::{self, Kind, Spec};
 use serde_json::{json, Value};
 use stripe_webhook::{Event, RedactionStatus, SessionStatus};
-use tokio::sync::Notify;
 
 const PERSONAL: &str = "order-personal@example.com";
-
-fn processor(store: &Store) -> Processor {
-    Processor::new(
-        store.clone(),
-        Policy::default(),
-        Arc::new(ReactConfig::default()),
-        Arc::new(Notify::new()),
-        Arc::new(IngestLoad::default()),
-        Arc::new(Notify::new()),
-    )
-}
 
 async fn drain_with(processor: &Processor) {
     for _ in 0..1000 {

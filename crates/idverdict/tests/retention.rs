@@ -5,21 +5,14 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
 use idverdict::clock::now_ms;
 use idverdict::config::RetentionConfig;
-use idverdict::decide::Policy;
-use idverdict::ingest::IngestLoad;
-use idverdict::processor::Processor;
-use idverdict::react::ReactConfig;
 use idverdict::store::retention::{self, AutoVacuum};
 use idverdict::store::{NewEvent, Receipt, Store};
 use idverdict::synth::{self, Kind, Spec};
 use sqlx::Row;
 use stripe_webhook::Event;
-use tokio::sync::Notify;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -31,17 +24,6 @@ fn event(kind: Kind, session: &str, user: &str) -> NewEvent {
     let bytes = synth::event_bytes(&spec);
     let event = Event::from_slice(&bytes).expect("a synthetic event parses");
     NewEvent::from_event(&event, bytes).expect("a storable event")
-}
-
-fn processor(store: &Store) -> Processor {
-    Processor::new(
-        store.clone(),
-        Policy::default(),
-        Arc::new(ReactConfig::default()),
-        Arc::new(Notify::new()),
-        Arc::new(IngestLoad::default()),
-        Arc::new(Notify::new()),
-    )
 }
 
 async fn process_all(store: &Store) {

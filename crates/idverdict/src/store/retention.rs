@@ -66,21 +66,14 @@ impl Store {
         received_before_ms: i64,
         limit: i64,
     ) -> Result<u64, StoreError> {
-        let p = |i| self.backend.param(i);
         // The partial index `events_payload_kept` holds exactly the rows that still have one.
-        let sql = format!(
-            "UPDATE events SET payload = NULL, metadata = NULL WHERE seq IN (SELECT seq FROM events \
-             WHERE payload IS NOT NULL AND received_at < {} AND processed_at IS NOT NULL \
-             ORDER BY received_at LIMIT {})",
-            p(1),
-            p(2)
-        );
-        let done = sqlx::query(&sql)
-            .bind(received_before_ms)
-            .bind(limit)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected())
+        self.prune_oldest(
+            "UPDATE events SET payload = NULL, metadata = NULL",
+            "payload IS NOT NULL AND",
+            received_before_ms,
+            limit,
+        )
+        .await
     }
 
     /// Delete up to `limit` processed event rows received before `received_before_ms`, oldest
@@ -90,10 +83,24 @@ impl Store {
         received_before_ms: i64,
         limit: i64,
     ) -> Result<u64, StoreError> {
+        self.prune_oldest("DELETE FROM events", "", received_before_ms, limit)
+            .await
+    }
+
+    /// `change` (an UPDATE or DELETE of `events`) applied to the up to `limit` oldest
+    /// *processed* events received before `received_before_ms` that also match `also` (a
+    /// condition followed by AND, or nothing). Returns the rows changed.
+    async fn prune_oldest(
+        &self,
+        change: &str,
+        also: &str,
+        received_before_ms: i64,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
         let p = |i| self.backend.param(i);
         let sql = format!(
-            "DELETE FROM events WHERE seq IN (SELECT seq FROM events \
-             WHERE received_at < {} AND processed_at IS NOT NULL ORDER BY received_at LIMIT {})",
+            "{change} WHERE seq IN (SELECT seq FROM events WHERE {also} received_at < {} \
+             AND processed_at IS NOT NULL ORDER BY received_at LIMIT {})",
             p(1),
             p(2)
         );

@@ -67,6 +67,20 @@ pub fn config_with(db: &TestDb, secrets: &[&str], extra: &[(&str, &str)]) -> Con
     .expect("test config")
 }
 
+/// A processor over `store` with the default policy and no reactions, for tests that drive it
+/// by hand (`run_once`) rather than through a running server.
+pub fn processor(store: &Store) -> idverdict::processor::Processor {
+    use std::sync::Arc;
+    idverdict::processor::Processor::new(
+        store.clone(),
+        idverdict::decide::Policy::default(),
+        Arc::new(idverdict::react::ReactConfig::default()),
+        Arc::new(tokio::sync::Notify::new()),
+        Arc::new(idverdict::ingest::IngestLoad::default()),
+        Arc::new(tokio::sync::Notify::new()),
+    )
+}
+
 /// A running server.
 pub struct TestApp {
     pub addr: SocketAddr,
