@@ -69,7 +69,7 @@ impl Store {
         {
             return Err(NotReady::LastWriteFailed);
         }
-        match self.sync_state_put(PROBE_ROW, &now.to_string()).await {
+        match self.sync_state_set(PROBE_ROW, &now.to_string()).await {
             Ok(()) => {
                 self.note_write(true);
                 Ok(())

@@ -22,25 +22,6 @@ impl Store {
         })
     }
 
-    /// Store `value` under `name` (replacing what was there).
-    pub(crate) async fn sync_state_put(&self, name: &str, value: &str) -> Result<(), StoreError> {
-        let p = |i| self.backend.param(i);
-        let sql = format!(
-            "INSERT INTO sync_state (name, value, updated_at) VALUES ({}, {}, {}) \
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            p(1),
-            p(2),
-            p(3)
-        );
-        sqlx::query(&sql)
-            .bind(name)
-            .bind(value)
-            .bind(crate::clock::now_ms())
-            .execute(&self.write)
-            .await?;
-        Ok(())
-    }
-
     /// Raise the integer stored under `name` to `value` (never lowers it), atomically, so two
     /// instances reconciling at once cannot move a cursor backwards.
     pub async fn sync_state_raise(&self, name: &str, value: i64) -> Result<(), StoreError> {
